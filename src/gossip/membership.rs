@@ -1,0 +1,146 @@
+//! Who the peers are. Discovery (Kubernetes, static, DNS) lives outside the
+//! core; it hands the core a set of peer ids, and the core works out who
+//! joined and who left.
+
+use std::fmt;
+use std::hash::Hasher;
+use std::sync::Arc;
+
+use rand::RngExt;
+use rustc_hash::FxHashSet;
+
+/// A peer's stable identity as discovery names it (a pod UID, or a
+/// `host:port` for static peers), hashed to 64 bits so the core can keep
+/// and compare it cheaply.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerId(pub u64);
+
+impl PeerId {
+    /// The id for a discovery name. Stable across processes and versions
+    /// (SipHash-1-3 with fixed keys), since every node must derive the same
+    /// id for the same peer.
+    pub fn from_name(name: &str) -> PeerId {
+        let mut h = siphasher::sip::SipHasher13::new_with_keys(0x6865_6172, 0x7361_79);
+        h.write(name.as_bytes());
+        PeerId(h.finish())
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// An immutable snapshot of the discovered peers. Shared by `Arc`, so a
+/// simulator can hand one snapshot to 10,000 nodes without 10,000 copies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerSet {
+    ids: Vec<PeerId>,
+    index: FxHashSet<PeerId>,
+}
+
+impl PeerSet {
+    pub fn new(ids: impl IntoIterator<Item = PeerId>) -> PeerSet {
+        let mut ids: Vec<PeerId> = ids.into_iter().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let index = ids.iter().copied().collect();
+        PeerSet { ids, index }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn contains(&self, id: PeerId) -> bool {
+        self.index.contains(&id)
+    }
+
+    pub fn ids(&self) -> &[PeerId] {
+        &self.ids
+    }
+
+    /// A uniformly random member other than `exclude`, if there is one.
+    pub fn random_other(&self, rng: &mut impl rand::Rng, exclude: PeerId) -> Option<PeerId> {
+        let n = self.ids.len();
+        let others = n - usize::from(self.contains(exclude));
+        if others == 0 {
+            return None;
+        }
+        loop {
+            let p = self.ids[rng.random_range(0..n)];
+            if p != exclude {
+                return Some(p);
+            }
+        }
+    }
+}
+
+/// A new membership snapshot and how it differs from the previous one.
+#[derive(Clone, Debug)]
+pub struct MembershipUpdate {
+    pub members: Arc<PeerSet>,
+    pub joined: Vec<PeerId>,
+    pub left: Vec<PeerId>,
+}
+
+impl MembershipUpdate {
+    pub fn between(old: &PeerSet, new: Arc<PeerSet>) -> MembershipUpdate {
+        let joined = new
+            .ids
+            .iter()
+            .copied()
+            .filter(|p| !old.contains(*p))
+            .collect();
+        let left = old
+            .ids
+            .iter()
+            .copied()
+            .filter(|p| !new.contains(*p))
+            .collect();
+        MembershipUpdate {
+            members: new,
+            joined,
+            left,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn peer_ids_are_stable_and_distinct() {
+        assert_eq!(PeerId::from_name("pod-a"), PeerId::from_name("pod-a"));
+        assert_ne!(PeerId::from_name("pod-a"), PeerId::from_name("pod-b"));
+    }
+
+    #[test]
+    fn update_between_two_snapshots_names_who_joined_and_left() {
+        let old = PeerSet::new([PeerId(1), PeerId(2), PeerId(3)]);
+        let new = Arc::new(PeerSet::new([PeerId(3), PeerId(2), PeerId(4), PeerId(4)]));
+        let u = MembershipUpdate::between(&old, new);
+        assert_eq!(u.joined, vec![PeerId(4)]);
+        assert_eq!(u.left, vec![PeerId(1)]);
+        assert_eq!(u.members.len(), 3);
+    }
+
+    #[test]
+    fn random_other_never_returns_the_excluded_peer() {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
+        let set = PeerSet::new([PeerId(1), PeerId(2)]);
+        for _ in 0..100 {
+            assert_eq!(set.random_other(&mut rng, PeerId(1)), Some(PeerId(2)));
+        }
+        let alone = PeerSet::new([PeerId(1)]);
+        assert_eq!(alone.random_other(&mut rng, PeerId(1)), None);
+        assert_eq!(PeerSet::default().random_other(&mut rng, PeerId(1)), None);
+    }
+}

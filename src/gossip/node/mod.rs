@@ -1,0 +1,479 @@
+//! The node: one replica's whole protocol state, driven from outside.
+//!
+//! Every public method takes the current time and a [`Runtime`] and returns
+//! after emitting its effects. Nothing here blocks, sleeps, reads a clock or
+//! touches a socket. The work is split by job across this module's files:
+//! publishing and the outbox here, [`receive`] for frames from peers,
+//! [`overlay`] for the broadcast tree, [`sync`] for anti-entropy and
+//! housekeeping.
+
+mod overlay;
+mod receive;
+mod sync;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use rustc_hash::FxHashMap;
+use thiserror::Error;
+
+use super::bloom::RotatingBloom;
+use super::codec;
+use super::event::{Event, EventBody, EventError, EventId, Invalidation, Origin, Version};
+use super::hlc::Hlc;
+use super::membership::{MembershipUpdate, PeerId, PeerSet};
+use super::message::Item;
+use super::ratelimit::TokenBucket;
+use super::records::{Mark, Records};
+use super::registers::{Apply, Register, Registers};
+use super::retention::Retention;
+use super::runtime::{FlushReason, Runtime, Timer};
+use super::settings::NodeConfig;
+use super::stats::Stats;
+use super::time::Time;
+use super::tree::{Link, Tree};
+
+/// Why a local publish was refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum PublishError {
+    #[error(transparent)]
+    Invalid(#[from] EventError),
+    #[error("publish rate limit reached; retry in {retry_after:?}")]
+    RateLimited { retry_after: Duration },
+}
+
+struct InboundLimits {
+    frames: Option<TokenBucket>,
+    bytes: Option<TokenBucket>,
+}
+
+pub struct Node {
+    cfg: Arc<NodeConfig>,
+    me: PeerId,
+    origin: Origin,
+    started: Time,
+    /// Events published before this are of no use to this node's app.
+    since: Time,
+    rng: Xoshiro256PlusPlus,
+    seq: u64,
+    hlc: Hlc,
+    members: Arc<PeerSet>,
+    records: Records,
+    bloom: RotatingBloom,
+    retention: Retention,
+    tree: Tree,
+    registers: Registers,
+    publish_bucket: Option<TokenBucket>,
+    inbound: FxHashMap<PeerId, InboundLimits>,
+    outbound: Option<TokenBucket>,
+    /// Items queued for each peer during the current call; sent at its end,
+    /// so one call produces at most one send per peer.
+    outbox: Vec<(PeerId, Vec<Item>)>,
+    /// Items held back by the outbound byte limit.
+    deferred: Vec<(PeerId, Vec<Item>)>,
+    retry_outbound_armed: bool,
+    /// Announcements were queued during this call (the timer is armed in
+    /// `finish`, where the runtime is at hand).
+    lazy_flush_wanted: bool,
+    lazy_flush_armed: bool,
+    pending_flush: Option<FlushReason>,
+    stats: Stats,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("me", &self.me)
+            .field("origin", &self.origin)
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// A node that started at `now`. `seed` drives its random choices (peer
+    /// picks, jitter); a driver passes OS entropy, a test a constant.
+    pub fn new(cfg: Arc<NodeConfig>, me: PeerId, origin: Origin, now: Time, seed: u64) -> Node {
+        let publish_bucket = cfg.publish_rate.map(|s| TokenBucket::new(s, now));
+        let outbound = cfg.outbound_bytes.map(|s| TokenBucket::new(s, now));
+        Node {
+            bloom: RotatingBloom::new(cfg.bloom.clone(), now),
+            retention: Retention::new(cfg.retention, cfg.retention_bytes),
+            since: now.saturating_sub(cfg.skew_margin),
+            cfg,
+            me,
+            origin,
+            started: now,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            seq: 0,
+            hlc: Hlc::default(),
+            members: Arc::new(PeerSet::default()),
+            records: Records::default(),
+            tree: Tree::default(),
+            registers: Registers::default(),
+            publish_bucket,
+            inbound: FxHashMap::default(),
+            outbound,
+            outbox: Vec::new(),
+            deferred: Vec::new(),
+            retry_outbound_armed: false,
+            lazy_flush_wanted: false,
+            lazy_flush_armed: false,
+            pending_flush: None,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Arms the anti-entropy timer and opens the first overlay links.
+    pub fn start<R: Runtime + ?Sized>(&mut self, now: Time, rt: &mut R) {
+        self.records.set_member(self.origin, self.me, now);
+        self.schedule_sync(now, rt);
+        self.ensure_view();
+        self.finish(now, rt);
+    }
+
+    pub fn id(&self) -> PeerId {
+        self.me
+    }
+
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    pub fn started(&self) -> Time {
+        self.started
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn members(&self) -> &Arc<PeerSet> {
+        &self.members
+    }
+
+    /// This node's link to a peer in the overlay, if it has one.
+    pub fn link(&self, peer: PeerId) -> Option<Link> {
+        self.tree.link(peer)
+    }
+
+    pub fn eager_peers(&self) -> &[PeerId] {
+        self.tree.eager()
+    }
+
+    pub fn lazy_peers(&self) -> &[PeerId] {
+        self.tree.lazy()
+    }
+
+    pub fn bloom(&self) -> &RotatingBloom {
+        &self.bloom
+    }
+
+    pub fn retention(&self) -> &Retention {
+        &self.retention
+    }
+
+    pub fn origins_known(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn config_get(&self, key: &str) -> Option<&Register> {
+        self.registers.get(key).filter(|r| r.value.is_some())
+    }
+
+    pub fn config_live(&self) -> impl Iterator<Item = (&str, &Register)> {
+        self.registers.live()
+    }
+
+    /// True when this node pushes its own events to every peer directly.
+    pub fn is_direct_mode(&self) -> bool {
+        let others = self.members.len() - usize::from(self.members.contains(self.me));
+        others <= self.cfg.direct_push_max_peers
+    }
+
+    /// Publishes an invalidation from the local app.
+    pub fn publish<R: Runtime + ?Sized>(
+        &mut self,
+        now: Time,
+        inv: Invalidation,
+        rt: &mut R,
+    ) -> Result<EventId, PublishError> {
+        self.originate(now, EventBody::Invalidate(inv), rt)
+    }
+
+    /// Sets a config value (last writer wins across the cluster).
+    pub fn set_config<R: Runtime + ?Sized>(
+        &mut self,
+        now: Time,
+        key: String,
+        value: String,
+        rt: &mut R,
+    ) -> Result<EventId, PublishError> {
+        self.check_config_room(&key)?;
+        let version = self.next_version(now);
+        self.originate(
+            now,
+            EventBody::Config {
+                key,
+                value,
+                version,
+            },
+            rt,
+        )
+    }
+
+    pub fn delete_config<R: Runtime + ?Sized>(
+        &mut self,
+        now: Time,
+        key: String,
+        rt: &mut R,
+    ) -> Result<EventId, PublishError> {
+        self.check_config_room(&key)?;
+        let version = self.next_version(now);
+        self.originate(now, EventBody::ConfigDelete { key, version }, rt)
+    }
+
+    fn check_config_room(&self, key: &str) -> Result<(), PublishError> {
+        let max = self.cfg.limits.max_config_keys;
+        if self.registers.get(key).is_none() && self.registers.len() >= max {
+            return Err(EventError::TooManyConfigKeys {
+                count: self.registers.len() + 1,
+                max,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    fn next_version(&mut self, now: Time) -> Version {
+        Version {
+            hlc: self.hlc.tick(now),
+            origin: self.origin,
+        }
+    }
+
+    fn originate<R: Runtime + ?Sized>(
+        &mut self,
+        now: Time,
+        body: EventBody,
+        rt: &mut R,
+    ) -> Result<EventId, PublishError> {
+        if let Err(e) = body.validate(&self.cfg.limits) {
+            self.stats.publish_rejected += 1;
+            return Err(e.into());
+        }
+        let event = Event {
+            id: EventId {
+                origin: self.origin,
+                seq: self.seq + 1,
+            },
+            published_at: now,
+            body,
+        };
+        let size = codec::event_len(&event);
+        if size > self.cfg.limits.max_event_bytes {
+            self.stats.publish_rejected += 1;
+            return Err(EventError::EventTooLarge {
+                size,
+                max: self.cfg.limits.max_event_bytes,
+            }
+            .into());
+        }
+        if let Some(bucket) = &self.publish_bucket
+            && let Err(limited) = bucket.try_take(now, 1)
+        {
+            self.stats.publish_rate_limited += 1;
+            return Err(PublishError::RateLimited {
+                retry_after: limited.retry_after,
+            });
+        }
+        self.seq += 1;
+        let event = Arc::new(event);
+        let id = event.id;
+        self.records
+            .entry(self.origin, now)
+            .mark(id.seq, now, self.cfg.max_out_of_order);
+        self.bloom.insert(now, &id);
+        self.retention.insert(now, event.clone(), 0, None);
+        self.stats.published += 1;
+        if !matches!(event.body, EventBody::Invalidate(_)) {
+            self.registers
+                .apply(&event, now, self.cfg.limits.max_config_keys);
+        }
+        if self.cfg.deliver_own {
+            self.stats.events_delivered += 1;
+            rt.deliver(&event, 0);
+        }
+        let relay = !self.is_direct_mode();
+        self.disseminate(&event, 0, None, relay);
+        self.finish(now, rt);
+        Ok(id)
+    }
+
+    /// Hands an event that is new to this node to its app, or applies it to
+    /// the config registers.
+    fn deliver_local<R: Runtime + ?Sized>(
+        &mut self,
+        now: Time,
+        event: &Arc<Event>,
+        hop: u8,
+        rt: &mut R,
+    ) {
+        if let Some((_, version)) = event.body.config_version() {
+            self.hlc.observe(version.hlc);
+            match self
+                .registers
+                .apply(event, now, self.cfg.limits.max_config_keys)
+            {
+                Apply::Newer => {
+                    self.stats.config_applied += 1;
+                    self.stats.events_delivered += 1;
+                    rt.deliver(event, hop);
+                }
+                Apply::Stale => self.stats.config_stale += 1,
+                Apply::TooManyKeys => self.stats.config_rejected_too_many_keys += 1,
+                Apply::NotConfig => {}
+            }
+            return;
+        }
+        if event.published_at < self.since {
+            // The app did not exist when this was published; its cache
+            // cannot hold what this invalidates.
+            self.stats.events_predating_start += 1;
+            return;
+        }
+        self.stats.events_delivered += 1;
+        rt.deliver(event, hop);
+    }
+
+    /// Marks a new event received; false if it was not new (or not
+    /// trackable yet).
+    fn accept(&mut self, now: Time, event: &Arc<Event>, hop: u8, from: PeerId) -> bool {
+        let id = event.id;
+        match self
+            .records
+            .entry(id.origin, now)
+            .mark(id.seq, now, self.cfg.max_out_of_order)
+        {
+            Mark::New => {}
+            Mark::Duplicate => {
+                self.stats.duplicates_suppressed += 1;
+                return false;
+            }
+            Mark::OutOfWindow => {
+                self.stats.events_out_of_window += 1;
+                return false;
+            }
+        }
+        self.bloom.insert(now, &id);
+        self.retention.insert(now, event.clone(), hop, Some(from));
+        self.tree.received(&id);
+        true
+    }
+
+    fn queue(&mut self, to: PeerId, item: Item) {
+        match self.outbox.iter_mut().find(|(p, _)| *p == to) {
+            Some((_, items)) => items.push(item),
+            None => self.outbox.push((to, vec![item])),
+        }
+    }
+
+    fn request_flush(&mut self, reason: FlushReason) {
+        match reason {
+            FlushReason::GapTimeout => self.stats.flush_gap_timeout += 1,
+            FlushReason::GapUnrecoverable => self.stats.flush_gap_unrecoverable += 1,
+        }
+        self.pending_flush.get_or_insert(reason);
+    }
+
+    /// Ends every public call: one flush at most, then one send per peer,
+    /// held back by the outbound byte limit if there is one.
+    fn finish<R: Runtime + ?Sized>(&mut self, now: Time, rt: &mut R) {
+        self.arm_lazy_flush(now, rt);
+        if let Some(reason) = self.pending_flush.take() {
+            rt.flush(None, reason);
+        }
+        let outbox = std::mem::take(&mut self.outbox);
+        for (peer, items) in outbox {
+            let Some(bucket) = &self.outbound else {
+                self.stats.frames_out += 1;
+                rt.send(peer, items);
+                continue;
+            };
+            let fresh = items.len() as u64;
+            let mut all = match self.deferred.iter().position(|(p, _)| *p == peer) {
+                Some(i) => self.deferred.swap_remove(i).1,
+                None => Vec::new(),
+            };
+            all.extend(items);
+            let bytes: usize = all.iter().map(codec::item_len).sum();
+            match bucket.try_take(now, u32::try_from(bytes).unwrap_or(u32::MAX)) {
+                Ok(()) => {
+                    self.stats.frames_out += 1;
+                    rt.send(peer, all);
+                }
+                Err(limited) => {
+                    self.stats.items_deferred_out += fresh;
+                    self.deferred.push((peer, all));
+                    if !self.retry_outbound_armed {
+                        self.retry_outbound_armed = true;
+                        rt.schedule(now + limited.retry_after, Timer::RetryOutbound);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A timer the node asked for has fired.
+    pub fn timer<R: Runtime + ?Sized>(&mut self, now: Time, timer: Timer, rt: &mut R) {
+        match timer {
+            Timer::SyncWithRandomPeer => self.sync_with_random_peer(now, rt),
+            Timer::FlushLazyQueue => self.flush_lazy_queue(),
+            Timer::GraftMissing(id) => self.graft_missing(now, id, rt),
+            Timer::RetryOutbound => {
+                self.retry_outbound_armed = false;
+                let deferred = std::mem::take(&mut self.deferred);
+                for (peer, items) in deferred {
+                    for item in items {
+                        self.queue(peer, item);
+                    }
+                }
+            }
+        }
+        self.finish(now, rt);
+    }
+
+    /// Discovery produced a new peer set.
+    pub fn apply_membership<R: Runtime + ?Sized>(
+        &mut self,
+        now: Time,
+        update: &MembershipUpdate,
+        rt: &mut R,
+    ) {
+        self.members = update.members.clone();
+        for p in &update.left {
+            self.tree.remove(*p);
+            self.records.retire_member(*p, now);
+            self.inbound.remove(p);
+            self.deferred.retain(|(x, _)| x != p);
+        }
+        for p in &update.joined {
+            self.records.unretire_member(*p);
+        }
+        self.ensure_view();
+        self.finish(now, rt);
+    }
+
+    fn jittered(&mut self, d: Duration) -> Duration {
+        d.mul_f64(self.rng.random_range(0.5..1.5))
+    }
+}
+
+#[cfg(test)]
+mod tests;

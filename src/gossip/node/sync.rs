@@ -1,0 +1,189 @@
+//! Anti-entropy (DESIGN §5) and housekeeping.
+//!
+//! Every period, jittered, a node sends one random member a digest: per
+//! origin its contiguous watermark, and its config versions. The receiver
+//! answers with what the asker lacks from its retention buffer and, for
+//! each origin, how far the asker may move its watermark without those
+//! events (they predate the asker, or are gone: then the asker flushes).
+//! If the receiver lacks something itself, it sends its own digest back, so
+//! both sides converge in one round.
+
+use rustc_hash::FxHashSet;
+
+use super::Node;
+use super::overlay::event_item;
+use crate::gossip::event::Origin;
+use crate::gossip::membership::PeerId;
+use crate::gossip::message::{Digest, EventItem, Item, OriginRepair};
+use crate::gossip::runtime::{FlushReason, Runtime, Timer};
+use crate::gossip::time::Time;
+
+impl Node {
+    pub(super) fn schedule_sync<R: Runtime + ?Sized>(&mut self, now: Time, rt: &mut R) {
+        let wait = self.jittered(self.cfg.anti_entropy_interval);
+        rt.schedule(now + wait, Timer::SyncWithRandomPeer);
+    }
+
+    pub(super) fn sync_with_random_peer<R: Runtime + ?Sized>(&mut self, now: Time, rt: &mut R) {
+        self.housekeeping(now);
+        if let Some(peer) = self.members.clone().random_other(&mut self.rng, self.me) {
+            self.stats.anti_entropy_rounds += 1;
+            self.send_digest(peer, true);
+        }
+        self.schedule_sync(now, rt);
+    }
+
+    fn send_digest(&mut self, to: PeerId, reply_wanted: bool) {
+        let digest = Digest {
+            reply_wanted,
+            since: self.since,
+            origins: self.records.digest_entries(),
+            config: self.registers.versions(),
+        };
+        self.queue(to, Item::Digest(digest));
+    }
+
+    pub(super) fn on_digest(&mut self, now: Time, from: PeerId, d: &Digest) {
+        let mut we_lack = false;
+        let mut budget = self.cfg.repair_budget_bytes;
+        let mut infos = Vec::new();
+        let mut theirs = FxHashSet::default();
+        for e in &d.origins {
+            theirs.insert(e.origin);
+            if e.origin == self.origin {
+                if let Some(r) = self.records.get(self.origin)
+                    && r.watermark() > e.watermark
+                {
+                    self.repair_origin(e.origin, e.watermark, d.since, &mut budget, from, &mut infos);
+                }
+                continue;
+            }
+            if let Some(m) = e.member
+                && m != self.me
+                && !self.members.is_empty()
+                && !self.members.contains(m)
+            {
+                // Its owner is not (or no longer) a member here: do not
+                // resurrect an origin this node retired.
+                continue;
+            }
+            let ours = self.records.watermark(e.origin);
+            if e.watermark > ours {
+                let rec = self.records.entry(e.origin, now);
+                rec.note_exists(e.watermark, now);
+                we_lack = true;
+            } else if ours > e.watermark {
+                self.repair_origin(e.origin, e.watermark, d.since, &mut budget, from, &mut infos);
+            }
+            if let Some(m) = e.member {
+                self.records.learn_member(e.origin, m, now);
+            }
+        }
+        // Origins the asker has never heard of.
+        let mut unknown: Vec<Origin> = self
+            .records
+            .origins()
+            .filter(|(o, r)| r.watermark() > 0 && !theirs.contains(o))
+            .map(|(o, _)| o)
+            .collect();
+        unknown.sort_unstable();
+        for o in unknown {
+            self.repair_origin(o, 0, d.since, &mut budget, from, &mut infos);
+        }
+        for event in self.registers.newer_than(&d.config) {
+            self.queue(
+                from,
+                Item::Event(EventItem {
+                    relay: false,
+                    exact: true,
+                    state: true,
+                    hop: 1,
+                    event,
+                }),
+            );
+        }
+        we_lack |= self.registers.lacks_any(&d.config);
+        if !infos.is_empty() {
+            self.queue(from, Item::RepairInfo(infos));
+        }
+        if we_lack && d.reply_wanted {
+            self.send_digest(from, false);
+        }
+    }
+
+    fn repair_origin(
+        &mut self,
+        origin: Origin,
+        asker_watermark: u64,
+        since: Time,
+        budget: &mut usize,
+        to: PeerId,
+        infos: &mut Vec<OriginRepair>,
+    ) {
+        let ours = self.records.watermark(origin);
+        let plan = self
+            .retention
+            .plan_repair(origin, asker_watermark, since, ours, *budget);
+        *budget -= plan.bytes;
+        for stored in plan.events {
+            self.stats.repairs_sent += 1;
+            let hop = stored.hop.saturating_add(1);
+            self.queue(to, event_item(&stored.event, hop, false, true));
+        }
+        infos.extend(plan.info);
+    }
+
+    /// A peer says how far this node may cover each origin without the
+    /// events it did not send.
+    pub(super) fn on_repair_info(&mut self, now: Time, list: &[OriginRepair]) {
+        for r in list {
+            if r.origin == self.origin {
+                continue;
+            }
+            let rec = self.records.entry(r.origin, now);
+            let covered = rec.cover_through(r.through, now);
+            if covered == 0 {
+                continue;
+            }
+            if r.lost {
+                self.stats.seqs_lost += covered;
+                self.retention.mark_gone(r.origin, r.through, Time::MAX);
+                self.request_flush(FlushReason::GapUnrecoverable);
+            } else {
+                self.stats.seqs_skipped_predating += covered;
+                self.retention.mark_gone(r.origin, r.through, self.since);
+            }
+        }
+    }
+
+    /// Rotation, eviction, gap timeouts, forgetting: all on the
+    /// anti-entropy tick, so a node has exactly one periodic timer.
+    fn housekeeping(&mut self, now: Time) {
+        self.bloom.rotate_if_due(now);
+        self.retention.evict(now);
+        for o in self.records.gaps_older_than(now, self.cfg.gap_flush_after) {
+            let rec = self.records.entry(o, now);
+            let through = rec.known_max();
+            let covered = rec.cover_through(through, now);
+            self.stats.seqs_lost += covered;
+            self.retention.mark_gone(o, through, Time::MAX);
+            self.request_flush(FlushReason::GapTimeout);
+        }
+        let forgotten = self.records.forget_expired(
+            now,
+            self.cfg.retention,
+            self.cfg.origin_idle_ttl,
+            self.origin,
+        );
+        for o in &forgotten {
+            self.retention.forget_origin(*o);
+        }
+        self.stats.origins_forgotten += forgotten.len() as u64;
+        self.registers
+            .forget_tombstones(now, self.cfg.config_tombstone_ttl);
+        let (members, tree) = (&self.members, &self.tree);
+        self.inbound
+            .retain(|p, _| members.contains(*p) || tree.link(*p).is_some());
+        self.ensure_view();
+    }
+}

@@ -1,0 +1,338 @@
+//! The retention buffer: recent events kept to answer grafts and
+//! anti-entropy repairs, bounded by age and by bytes.
+//!
+//! For each origin it also remembers what is gone: the highest seq evicted
+//! or covered without being received, and the newest publish time among
+//! those. That is what lets a repair tell an asker "skip these, they predate
+//! you" apart from "these are lost, flush".
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+
+use super::codec;
+use super::event::{Event, EventId, Origin};
+use super::membership::PeerId;
+use super::message::OriginRepair;
+use super::time::Time;
+
+/// An event as this node received it.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub event: Arc<Event>,
+    /// The hop count it arrived with (0 for the node's own events).
+    pub hop: u8,
+    /// Who sent it first (the parent on the broadcast tree), if a peer did.
+    pub from: Option<PeerId>,
+    size: usize,
+}
+
+#[derive(Debug, Default)]
+struct OriginBuffer {
+    events: BTreeMap<u64, Stored>,
+    gone_through: u64,
+    gone_newest: Time,
+}
+
+/// What a repair answer holds for one origin.
+#[derive(Debug, Default)]
+pub struct RepairPlan {
+    pub events: Vec<Stored>,
+    pub info: Option<OriginRepair>,
+    pub bytes: usize,
+}
+
+#[derive(Debug)]
+pub struct Retention {
+    max_age: Duration,
+    max_bytes: usize,
+    bytes: usize,
+    order: VecDeque<(Time, EventId)>,
+    origins: FxHashMap<Origin, OriginBuffer>,
+    evicted: u64,
+}
+
+impl Retention {
+    pub fn new(max_age: Duration, max_bytes: usize) -> Retention {
+        Retention {
+            max_age,
+            max_bytes,
+            bytes: 0,
+            order: VecDeque::new(),
+            origins: FxHashMap::default(),
+            evicted: 0,
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.origins.values().map(|b| b.events.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes == 0
+    }
+
+    /// Events evicted so far (by age or by bytes).
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    pub fn insert(&mut self, now: Time, event: Arc<Event>, hop: u8, from: Option<PeerId>) {
+        let size = codec::event_len(&event);
+        let id = event.id;
+        let buf = self.origins.entry(id.origin).or_default();
+        if buf.events.contains_key(&id.seq) {
+            return;
+        }
+        buf.events.insert(
+            id.seq,
+            Stored {
+                event,
+                hop,
+                from,
+                size,
+            },
+        );
+        self.bytes += size;
+        self.order.push_back((now, id));
+        self.evict(now);
+    }
+
+    pub fn get(&self, id: &EventId) -> Option<&Stored> {
+        self.origins.get(&id.origin)?.events.get(&id.seq)
+    }
+
+    /// Drops events older than the age bound, then the oldest until the
+    /// byte bound holds.
+    pub fn evict(&mut self, now: Time) {
+        while let Some(&(stored_at, id)) = self.order.front() {
+            let too_old = now.since(stored_at) >= self.max_age;
+            if !too_old && self.bytes <= self.max_bytes {
+                break;
+            }
+            self.order.pop_front();
+            let Some(buf) = self.origins.get_mut(&id.origin) else {
+                continue;
+            };
+            if let Some(s) = buf.events.remove(&id.seq) {
+                self.bytes -= s.size;
+                self.evicted += 1;
+                buf.gone_through = buf.gone_through.max(id.seq);
+                buf.gone_newest = buf.gone_newest.max(s.event.published_at);
+            }
+        }
+    }
+
+    /// Seqs up to `through` were covered without being received. `newest` is
+    /// an upper bound on their publish times (`Time::MAX` if unknown).
+    pub fn mark_gone(&mut self, origin: Origin, through: u64, newest: Time) {
+        let buf = self.origins.entry(origin).or_default();
+        buf.gone_through = buf.gone_through.max(through);
+        buf.gone_newest = buf.gone_newest.max(newest);
+    }
+
+    pub fn forget_origin(&mut self, origin: Origin) {
+        if let Some(buf) = self.origins.remove(&origin) {
+            self.bytes -= buf.events.values().map(|s| s.size).sum::<usize>();
+        }
+    }
+
+    /// Plans the answer to an asker whose watermark for `origin` is
+    /// `asker_watermark`, who needs nothing published before `since`, given
+    /// that this node's own watermark is `our_watermark`. Sends at most
+    /// `budget` bytes of events, in seq order.
+    ///
+    /// Every seq at or below `our_watermark` that is not in the buffer is
+    /// gone (evicted, or covered by this node's own skip or flush), so the
+    /// answer can vouch for it; seqs above `our_watermark` that are absent
+    /// may simply not have arrived yet, so it cannot.
+    pub fn plan_repair(
+        &self,
+        origin: Origin,
+        asker_watermark: u64,
+        since: Time,
+        our_watermark: u64,
+        budget: usize,
+    ) -> RepairPlan {
+        let mut plan = RepairPlan::default();
+        let (events, gone_newest) = match self.origins.get(&origin) {
+            Some(buf) => (Some(&buf.events), buf.gone_newest),
+            None => (None, Time::MAX),
+        };
+        let gone_is_lost = gone_newest >= since;
+        // `through`: every seq up to it is sent, predates `since`, or is gone.
+        let mut through = asker_watermark;
+        let mut lost = false;
+        let mut contiguous = true;
+        let mut out_of_budget = false;
+        for (&seq, stored) in events
+            .into_iter()
+            .flat_map(|m| m.range(asker_watermark + 1..))
+        {
+            if contiguous && seq > through + 1 {
+                // A hole before `seq`: vouch for the part at or below our
+                // watermark (gone), stop vouching past it.
+                let vouch_to = (seq - 1).min(our_watermark);
+                if vouch_to > through {
+                    lost |= gone_is_lost;
+                    through = vouch_to;
+                }
+                if seq - 1 > our_watermark {
+                    contiguous = false;
+                }
+            }
+            if stored.event.published_at >= since {
+                if plan.bytes + stored.size > budget {
+                    out_of_budget = true;
+                    break;
+                }
+                plan.bytes += stored.size;
+                plan.events.push(stored.clone());
+            }
+            if contiguous {
+                through = seq;
+            }
+        }
+        if contiguous && !out_of_budget && our_watermark > through {
+            lost |= gone_is_lost;
+            through = our_watermark;
+        }
+        if through > asker_watermark {
+            plan.info = Some(OriginRepair {
+                origin,
+                through,
+                lost,
+            });
+        }
+        plan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gossip::event::{EventBody, Invalidation};
+
+    fn ev(origin: u64, seq: u64, published_ms: u64) -> Arc<Event> {
+        Arc::new(Event {
+            id: EventId {
+                origin: Origin(origin),
+                seq,
+            },
+            published_at: Time::from_millis(published_ms),
+            body: EventBody::Invalidate(Invalidation {
+                cache: "c".into(),
+                keys: vec!["k".into()],
+                ..Default::default()
+            }),
+        })
+    }
+
+    fn seqs(plan: &RepairPlan) -> Vec<u64> {
+        plan.events.iter().map(|s| s.event.id.seq).collect()
+    }
+
+    #[test]
+    fn events_older_than_the_age_bound_are_evicted_and_remembered_as_gone() {
+        let mut r = Retention::new(Duration::from_secs(10), 1 << 20);
+        r.insert(Time::from_millis(0), ev(1, 1, 0), 1, None);
+        r.insert(Time::from_millis(5_000), ev(1, 2, 5_000), 1, None);
+        r.evict(Time::from_millis(10_000));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.evicted(), 1);
+        // An asker that started after seq 1 was published skips it quietly.
+        let plan = r.plan_repair(Origin(1), 0, Time::from_millis(1), 2, 1 << 20);
+        assert_eq!(seqs(&plan), vec![2]);
+        assert_eq!(
+            plan.info,
+            Some(OriginRepair {
+                origin: Origin(1),
+                through: 2,
+                lost: false
+            })
+        );
+        // An asker older than seq 1 has lost it.
+        let plan = r.plan_repair(Origin(1), 0, Time::ZERO, 2, 1 << 20);
+        assert!(plan.info.unwrap().lost);
+    }
+
+    #[test]
+    fn the_byte_bound_evicts_the_oldest_first() {
+        let one = codec::event_len(&ev(1, 1, 0));
+        let mut r = Retention::new(Duration::from_secs(60), one * 2);
+        for s in 1..=3 {
+            r.insert(Time::ZERO, ev(1, s, 0), 1, None);
+        }
+        assert!(r.bytes() <= one * 2);
+        assert!(r.get(&EventId {
+            origin: Origin(1),
+            seq: 1
+        })
+        .is_none());
+        assert!(r.get(&EventId {
+            origin: Origin(1),
+            seq: 3
+        })
+        .is_some());
+    }
+
+    #[test]
+    fn a_repair_skips_what_predates_the_asker_and_sends_the_rest() {
+        let mut r = Retention::new(Duration::from_secs(60), 1 << 20);
+        for s in 1..=4 {
+            r.insert(Time::ZERO, ev(1, s, s * 100), 1, None);
+        }
+        let plan = r.plan_repair(Origin(1), 0, Time::from_millis(250), 4, 1 << 20);
+        assert_eq!(seqs(&plan), vec![3, 4]);
+        assert_eq!(plan.info.unwrap().through, 4);
+        assert!(!plan.info.unwrap().lost);
+    }
+
+    #[test]
+    fn a_repair_cut_by_its_budget_vouches_only_for_what_it_sent() {
+        let mut r = Retention::new(Duration::from_secs(60), 1 << 20);
+        for s in 1..=4 {
+            r.insert(Time::ZERO, ev(1, s, 0), 1, None);
+        }
+        let one = codec::event_len(&ev(1, 1, 0));
+        let plan = r.plan_repair(Origin(1), 0, Time::ZERO, 4, one * 2);
+        assert_eq!(seqs(&plan), vec![1, 2]);
+        assert_eq!(plan.info.unwrap().through, 2);
+    }
+
+    #[test]
+    fn a_repair_does_not_vouch_above_its_own_watermark() {
+        let mut r = Retention::new(Duration::from_secs(60), 1 << 20);
+        r.insert(Time::ZERO, ev(1, 1, 0), 1, None);
+        r.insert(Time::ZERO, ev(1, 4, 0), 1, None);
+        // This node has 1 and 4, watermark 1: it has not seen 2 and 3 and
+        // cannot say they are gone.
+        let plan = r.plan_repair(Origin(1), 0, Time::ZERO, 1, 1 << 20);
+        assert_eq!(seqs(&plan), vec![1, 4]);
+        assert_eq!(plan.info.unwrap().through, 1);
+    }
+
+    #[test]
+    fn seqs_covered_by_a_flush_are_lost_to_every_asker() {
+        let mut r = Retention::new(Duration::from_secs(60), 1 << 20);
+        r.mark_gone(Origin(1), 5, Time::MAX);
+        let plan = r.plan_repair(Origin(1), 2, Time::ZERO, 5, 1 << 20);
+        assert_eq!(
+            plan.info,
+            Some(OriginRepair {
+                origin: Origin(1),
+                through: 5,
+                lost: true
+            })
+        );
+        // An unknown origin the node has a watermark for is lost too.
+        let plan = r.plan_repair(Origin(2), 0, Time::ZERO, 3, 1 << 20);
+        assert!(plan.info.unwrap().lost);
+    }
+}

@@ -1,0 +1,177 @@
+//! The core's tunables, with defaults meant for production and a
+//! validation that names the setting at fault.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use super::bloom::BloomConfig;
+use super::event::Limits;
+use super::ratelimit::RateSpec;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeConfig {
+    pub limits: Limits,
+    /// Up to this many peers the origin pushes to every peer directly (one
+    /// hop); above it events travel the broadcast tree.
+    pub direct_push_max_peers: usize,
+    /// Links this node opens itself in the overlay (it also accepts links
+    /// from others), and the most it keeps.
+    pub view_min: usize,
+    pub view_max: usize,
+    /// How long announcements for lazy peers are gathered into one frame.
+    pub lazy_flush_interval: Duration,
+    /// How long to wait for an announced event before grafting, and between
+    /// grafts to further announcers.
+    pub graft_timeout: Duration,
+    pub graft_retry: Duration,
+    /// Re-root the tree when a lazy link offers an event this many hops
+    /// sooner than the eager one did (Plumtree's optimization; 0 = off).
+    pub tree_optimize_hops: u8,
+    pub anti_entropy_interval: Duration,
+    /// Most event bytes in one repair answer.
+    pub repair_budget_bytes: usize,
+    /// How long events are kept for repairs, and the byte bound.
+    pub retention: Duration,
+    pub retention_bytes: usize,
+    /// A gap still open after this long is given up: the app gets a flush.
+    pub gap_flush_after: Duration,
+    /// How much earlier than its start a node still treats events as its
+    /// app's business (clock skew between nodes).
+    pub skew_margin: Duration,
+    pub bloom: BloomConfig,
+    /// Seqs accepted above the watermark before further ones are refused.
+    pub max_out_of_order: usize,
+    /// Origins with no known owner are forgotten after this long idle.
+    pub origin_idle_ttl: Duration,
+    pub config_tombstone_ttl: Duration,
+    pub publish_rate: Option<RateSpec>,
+    pub inbound_frames_per_peer: Option<RateSpec>,
+    pub inbound_bytes_per_peer: Option<RateSpec>,
+    pub outbound_bytes: Option<RateSpec>,
+    /// Deliver this node's own publications to its own app too.
+    pub deliver_own: bool,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            limits: Limits::default(),
+            direct_push_max_peers: 32,
+            view_min: 4,
+            view_max: 16,
+            lazy_flush_interval: Duration::from_millis(20),
+            graft_timeout: Duration::from_millis(100),
+            graft_retry: Duration::from_millis(50),
+            tree_optimize_hops: 3,
+            anti_entropy_interval: Duration::from_secs(1),
+            repair_budget_bytes: 256 * 1024,
+            retention: Duration::from_secs(30),
+            retention_bytes: 8 * 1024 * 1024,
+            gap_flush_after: Duration::from_secs(30),
+            skew_margin: Duration::from_secs(5),
+            bloom: BloomConfig::default(),
+            max_out_of_order: 4096,
+            origin_idle_ttl: Duration::from_secs(3600),
+            config_tombstone_ttl: Duration::from_secs(3600),
+            publish_rate: RateSpec::new(50_000, 10_000),
+            inbound_frames_per_peer: RateSpec::new(50_000, 10_000),
+            inbound_bytes_per_peer: RateSpec::new(64 << 20, 16 << 20),
+            outbound_bytes: None,
+            deliver_own: false,
+        }
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("invalid setting {setting}: {reason}")]
+pub struct SettingError {
+    pub setting: &'static str,
+    pub reason: String,
+}
+
+fn bad(setting: &'static str, reason: impl Into<String>) -> SettingError {
+    SettingError {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+impl NodeConfig {
+    pub fn validate(&self) -> Result<(), SettingError> {
+        if self.view_min == 0 {
+            return Err(bad("view_min", "must be at least 1"));
+        }
+        if self.view_max < self.view_min {
+            return Err(bad("view_max", "must be at least view_min"));
+        }
+        for (name, d) in [
+            ("anti_entropy_interval", self.anti_entropy_interval),
+            ("retention", self.retention),
+            ("gap_flush_after", self.gap_flush_after),
+            ("graft_timeout", self.graft_timeout),
+            ("graft_retry", self.graft_retry),
+            ("lazy_flush_interval", self.lazy_flush_interval),
+        ] {
+            if d.is_zero() {
+                return Err(bad(name, "must be greater than zero"));
+            }
+        }
+        if self.bloom.window.is_zero() {
+            return Err(bad("dedup_window", "must be greater than zero"));
+        }
+        if self.bloom.capacity == 0 {
+            return Err(bad("dedup_capacity", "must be at least 1"));
+        }
+        if !(self.bloom.fp_target > 0.0 && self.bloom.fp_target < 1.0) {
+            return Err(bad("dedup_fp_rate", "must be between 0 and 1"));
+        }
+        let max_event = self.limits.max_event_bytes;
+        if self.repair_budget_bytes < max_event {
+            return Err(bad(
+                "repair_budget_bytes",
+                format!("must hold at least one event ({max_event} bytes)"),
+            ));
+        }
+        if self.retention_bytes < max_event {
+            return Err(bad(
+                "retention_bytes",
+                format!("must hold at least one event ({max_event} bytes)"),
+            ));
+        }
+        if self.max_out_of_order == 0 {
+            return Err(bad("max_out_of_order", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(NodeConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn invalid_settings_are_named() {
+        let c = NodeConfig {
+            view_max: 1,
+            view_min: 2,
+            ..NodeConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().setting, "view_max");
+        let c = NodeConfig {
+            retention: Duration::ZERO,
+            ..NodeConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().setting, "retention");
+        let c = NodeConfig {
+            repair_budget_bytes: 10,
+            ..NodeConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().setting, "repair_budget_bytes");
+    }
+}
