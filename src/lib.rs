@@ -12,5 +12,6 @@
 //!   core for thousands of nodes on one thread (`hearsay simulate`).
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod gossip;
 pub mod sim;

@@ -26,6 +26,10 @@ pub struct Stored {
     pub hop: u8,
     /// Who sent it first (the parent on the broadcast tree), if a peer did.
     pub from: Option<PeerId>,
+    /// Whether this node has pushed it on along the tree (an event first
+    /// received by a repair is relayed when its tree copy arrives).
+    pub relayed: bool,
+    stored_at: Time,
     size: usize,
 }
 
@@ -83,7 +87,14 @@ impl Retention {
         self.evicted
     }
 
-    pub fn insert(&mut self, now: Time, event: Arc<Event>, hop: u8, from: Option<PeerId>) {
+    pub fn insert(
+        &mut self,
+        now: Time,
+        event: Arc<Event>,
+        hop: u8,
+        from: Option<PeerId>,
+        relayed: bool,
+    ) {
         let size = codec::event_len(&event);
         let id = event.id;
         let buf = self.origins.entry(id.origin).or_default();
@@ -96,6 +107,8 @@ impl Retention {
                 event,
                 hop,
                 from,
+                relayed,
+                stored_at: now,
                 size,
             },
         );
@@ -106,6 +119,21 @@ impl Retention {
 
     pub fn get(&self, id: &EventId) -> Option<&Stored> {
         self.origins.get(&id.origin)?.events.get(&id.seq)
+    }
+
+    /// Marks an event relayed; true if it was not before.
+    pub fn mark_relayed(&mut self, id: &EventId) -> bool {
+        match self
+            .origins
+            .get_mut(&id.origin)
+            .and_then(|b| b.events.get_mut(&id.seq))
+        {
+            Some(s) if !s.relayed => {
+                s.relayed = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Drops events older than the age bound, then the oldest until the
@@ -146,7 +174,9 @@ impl Retention {
     /// Plans the answer to an asker whose watermark for `origin` is
     /// `asker_watermark`, who needs nothing published before `since`, given
     /// that this node's own watermark is `our_watermark`. Sends at most
-    /// `budget` bytes of events, in seq order.
+    /// `budget` bytes of events, in seq order, and none that arrived here
+    /// after `fresh_after` (those are most likely still on their way to the
+    /// asker along the tree).
     ///
     /// Every seq at or below `our_watermark` that is not in the buffer is
     /// gone (evicted, or covered by this node's own skip or flush), so the
@@ -159,6 +189,7 @@ impl Retention {
         since: Time,
         our_watermark: u64,
         budget: usize,
+        fresh_after: Time,
     ) -> RepairPlan {
         let mut plan = RepairPlan::default();
         let (events, gone_newest) = match self.origins.get(&origin) {
@@ -186,6 +217,10 @@ impl Retention {
                 if seq - 1 > our_watermark {
                     contiguous = false;
                 }
+            }
+            if stored.stored_at > fresh_after {
+                out_of_budget = true;
+                break;
             }
             if stored.event.published_at >= since {
                 if plan.bytes + stored.size > budget {
@@ -241,13 +276,13 @@ mod tests {
     #[test]
     fn events_older_than_the_age_bound_are_evicted_and_remembered_as_gone() {
         let mut r = Retention::new(Duration::from_secs(10), 1 << 20);
-        r.insert(Time::from_millis(0), ev(1, 1, 0), 1, None);
-        r.insert(Time::from_millis(5_000), ev(1, 2, 5_000), 1, None);
+        r.insert(Time::from_millis(0), ev(1, 1, 0), 1, None, true);
+        r.insert(Time::from_millis(5_000), ev(1, 2, 5_000), 1, None, true);
         r.evict(Time::from_millis(10_000));
         assert_eq!(r.len(), 1);
         assert_eq!(r.evicted(), 1);
         // An asker that started after seq 1 was published skips it quietly.
-        let plan = r.plan_repair(Origin(1), 0, Time::from_millis(1), 2, 1 << 20);
+        let plan = r.plan_repair(Origin(1), 0, Time::from_millis(1), 2, 1 << 20, Time::MAX);
         assert_eq!(seqs(&plan), vec![2]);
         assert_eq!(
             plan.info,
@@ -258,7 +293,7 @@ mod tests {
             })
         );
         // An asker older than seq 1 has lost it.
-        let plan = r.plan_repair(Origin(1), 0, Time::ZERO, 2, 1 << 20);
+        let plan = r.plan_repair(Origin(1), 0, Time::ZERO, 2, 1 << 20, Time::MAX);
         assert!(plan.info.unwrap().lost);
     }
 
@@ -267,7 +302,7 @@ mod tests {
         let one = codec::event_len(&ev(1, 1, 0));
         let mut r = Retention::new(Duration::from_secs(60), one * 2);
         for s in 1..=3 {
-            r.insert(Time::ZERO, ev(1, s, 0), 1, None);
+            r.insert(Time::ZERO, ev(1, s, 0), 1, None, true);
         }
         assert!(r.bytes() <= one * 2);
         assert!(r.get(&EventId {
@@ -286,9 +321,9 @@ mod tests {
     fn a_repair_skips_what_predates_the_asker_and_sends_the_rest() {
         let mut r = Retention::new(Duration::from_secs(60), 1 << 20);
         for s in 1..=4 {
-            r.insert(Time::ZERO, ev(1, s, s * 100), 1, None);
+            r.insert(Time::ZERO, ev(1, s, s * 100), 1, None, true);
         }
-        let plan = r.plan_repair(Origin(1), 0, Time::from_millis(250), 4, 1 << 20);
+        let plan = r.plan_repair(Origin(1), 0, Time::from_millis(250), 4, 1 << 20, Time::MAX);
         assert_eq!(seqs(&plan), vec![3, 4]);
         assert_eq!(plan.info.unwrap().through, 4);
         assert!(!plan.info.unwrap().lost);
@@ -298,10 +333,10 @@ mod tests {
     fn a_repair_cut_by_its_budget_vouches_only_for_what_it_sent() {
         let mut r = Retention::new(Duration::from_secs(60), 1 << 20);
         for s in 1..=4 {
-            r.insert(Time::ZERO, ev(1, s, 0), 1, None);
+            r.insert(Time::ZERO, ev(1, s, 0), 1, None, true);
         }
         let one = codec::event_len(&ev(1, 1, 0));
-        let plan = r.plan_repair(Origin(1), 0, Time::ZERO, 4, one * 2);
+        let plan = r.plan_repair(Origin(1), 0, Time::ZERO, 4, one * 2, Time::MAX);
         assert_eq!(seqs(&plan), vec![1, 2]);
         assert_eq!(plan.info.unwrap().through, 2);
     }
@@ -309,20 +344,31 @@ mod tests {
     #[test]
     fn a_repair_does_not_vouch_above_its_own_watermark() {
         let mut r = Retention::new(Duration::from_secs(60), 1 << 20);
-        r.insert(Time::ZERO, ev(1, 1, 0), 1, None);
-        r.insert(Time::ZERO, ev(1, 4, 0), 1, None);
+        r.insert(Time::ZERO, ev(1, 1, 0), 1, None, true);
+        r.insert(Time::ZERO, ev(1, 4, 0), 1, None, true);
         // This node has 1 and 4, watermark 1: it has not seen 2 and 3 and
         // cannot say they are gone.
-        let plan = r.plan_repair(Origin(1), 0, Time::ZERO, 1, 1 << 20);
+        let plan = r.plan_repair(Origin(1), 0, Time::ZERO, 1, 1 << 20, Time::MAX);
         assert_eq!(seqs(&plan), vec![1, 4]);
         assert_eq!(plan.info.unwrap().through, 1);
+    }
+
+    #[test]
+    fn events_that_just_arrived_are_left_for_the_tree() {
+        let mut r = Retention::new(Duration::from_secs(60), 1 << 20);
+        r.insert(Time::from_millis(0), ev(1, 1, 0), 1, None, true);
+        r.insert(Time::from_millis(900), ev(1, 2, 0), 1, None, true);
+        let fresh_after = Time::from_millis(800);
+        let plan = r.plan_repair(Origin(1), 0, Time::ZERO, 2, 1 << 20, fresh_after);
+        assert_eq!(seqs(&plan), vec![1]);
+        assert_eq!(plan.info.unwrap().through, 1, "no promise past what was sent");
     }
 
     #[test]
     fn seqs_covered_by_a_flush_are_lost_to_every_asker() {
         let mut r = Retention::new(Duration::from_secs(60), 1 << 20);
         r.mark_gone(Origin(1), 5, Time::MAX);
-        let plan = r.plan_repair(Origin(1), 2, Time::ZERO, 5, 1 << 20);
+        let plan = r.plan_repair(Origin(1), 2, Time::ZERO, 5, 1 << 20, Time::MAX);
         assert_eq!(
             plan.info,
             Some(OriginRepair {
@@ -332,7 +378,7 @@ mod tests {
             })
         );
         // An unknown origin the node has a watermark for is lost too.
-        let plan = r.plan_repair(Origin(2), 0, Time::ZERO, 3, 1 << 20);
+        let plan = r.plan_repair(Origin(2), 0, Time::ZERO, 3, 1 << 20, Time::MAX);
         assert!(plan.info.unwrap().lost);
     }
 }

@@ -25,12 +25,16 @@ pub struct NodeConfig {
     /// grafts to further announcers.
     pub graft_timeout: Duration,
     pub graft_retry: Duration,
-    /// Re-root the tree when a lazy link offers an event this many hops
-    /// sooner than the eager one did (Plumtree's optimization; 0 = off).
-    pub tree_optimize_hops: u8,
+    /// A link that delivered a new event this recently is not pruned when it
+    /// delivers a duplicate (keeps the tree connected under concurrent
+    /// publishers and repairs).
+    pub parent_protection: Duration,
     pub anti_entropy_interval: Duration,
     /// Most event bytes in one repair answer.
     pub repair_budget_bytes: usize,
+    /// Events that arrived more recently than this are left out of repairs:
+    /// they are most likely still travelling to the asker.
+    pub repair_grace: Duration,
     /// How long events are kept for repairs, and the byte bound.
     pub retention: Duration,
     pub retention_bytes: usize,
@@ -58,14 +62,15 @@ impl Default for NodeConfig {
         NodeConfig {
             limits: Limits::default(),
             direct_push_max_peers: 32,
-            view_min: 4,
+            view_min: 5,
             view_max: 16,
             lazy_flush_interval: Duration::from_millis(20),
-            graft_timeout: Duration::from_millis(100),
-            graft_retry: Duration::from_millis(50),
-            tree_optimize_hops: 3,
+            graft_timeout: Duration::from_millis(50),
+            graft_retry: Duration::from_millis(30),
+            parent_protection: Duration::from_millis(500),
             anti_entropy_interval: Duration::from_secs(1),
             repair_budget_bytes: 256 * 1024,
+            repair_grace: Duration::from_millis(200),
             retention: Duration::from_secs(30),
             retention_bytes: 8 * 1024 * 1024,
             gap_flush_after: Duration::from_secs(30),

@@ -109,10 +109,17 @@ impl Tree {
         first
     }
 
-    /// The next peer to graft from for a missing event, if any is left.
+    /// The next peer to graft from for a missing event, if any is left: the
+    /// one that had it in the fewest hops (the first of those), so repairs
+    /// wire short paths into the tree.
     pub fn next_announcer(&mut self, id: &EventId) -> Option<(PeerId, u8)> {
         let anns = self.missing.get_mut(id)?;
-        let next = anns.pop_front();
+        let best = anns
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, (_, hop))| (*hop, *i))
+            .map(|(i, _)| i);
+        let next = best.and_then(|i| anns.remove(i));
         if anns.is_empty() {
             self.missing.remove(id);
         }
@@ -157,13 +164,15 @@ mod tests {
     }
 
     #[test]
-    fn announcers_are_tried_in_the_order_they_announced() {
+    fn announcers_are_tried_fewest_hops_first_then_in_order() {
         let mut t = Tree::default();
-        assert!(t.note_missing(id(1), PeerId(5), 2));
-        assert!(!t.note_missing(id(1), PeerId(6), 3));
-        assert!(!t.note_missing(id(1), PeerId(5), 2), "no duplicates");
-        assert_eq!(t.next_announcer(&id(1)), Some((PeerId(5), 2)));
-        assert_eq!(t.next_announcer(&id(1)), Some((PeerId(6), 3)));
+        assert!(t.note_missing(id(1), PeerId(5), 3));
+        assert!(!t.note_missing(id(1), PeerId(6), 2));
+        assert!(!t.note_missing(id(1), PeerId(7), 2));
+        assert!(!t.note_missing(id(1), PeerId(5), 3), "no duplicates");
+        assert_eq!(t.next_announcer(&id(1)), Some((PeerId(6), 2)));
+        assert_eq!(t.next_announcer(&id(1)), Some((PeerId(7), 2)));
+        assert_eq!(t.next_announcer(&id(1)), Some((PeerId(5), 3)));
         assert_eq!(t.next_announcer(&id(1)), None);
         assert_eq!(t.missing_len(), 0);
     }

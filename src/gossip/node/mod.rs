@@ -74,6 +74,12 @@ pub struct Node {
     /// Items held back by the outbound byte limit.
     deferred: Vec<(PeerId, Vec<Item>)>,
     retry_outbound_armed: bool,
+    /// Peers that recently sent a new event over the tree, and when: this
+    /// node's current parents. A duplicate from one of them does not prune
+    /// it; with several origins publishing at once (and grafts adding
+    /// links), pruning every link that carried a duplicate can cut a whole
+    /// subtree off.
+    parents: Vec<(PeerId, Time)>,
     /// Announcements were queued during this call (the timer is armed in
     /// `finish`, where the runtime is at hand).
     lazy_flush_wanted: bool,
@@ -119,6 +125,7 @@ impl Node {
             outbox: Vec::new(),
             deferred: Vec::new(),
             retry_outbound_armed: false,
+            parents: Vec::new(),
             lazy_flush_wanted: false,
             lazy_flush_armed: false,
             pending_flush: None,
@@ -300,7 +307,7 @@ impl Node {
             .entry(self.origin, now)
             .mark(id.seq, now, self.cfg.max_out_of_order);
         self.bloom.insert(now, &id);
-        self.retention.insert(now, event.clone(), 0, None);
+        self.retention.insert(now, event.clone(), 0, None, true);
         self.stats.published += 1;
         if !matches!(event.body, EventBody::Invalidate(_)) {
             self.registers
@@ -353,8 +360,15 @@ impl Node {
     }
 
     /// Marks a new event received; false if it was not new (or not
-    /// trackable yet).
-    fn accept(&mut self, now: Time, event: &Arc<Event>, hop: u8, from: PeerId) -> bool {
+    /// trackable yet). `relayed`: it is being pushed on along the tree now.
+    fn accept(
+        &mut self,
+        now: Time,
+        event: &Arc<Event>,
+        hop: u8,
+        from: PeerId,
+        relayed: bool,
+    ) -> bool {
         let id = event.id;
         match self
             .records
@@ -372,7 +386,8 @@ impl Node {
             }
         }
         self.bloom.insert(now, &id);
-        self.retention.insert(now, event.clone(), hop, Some(from));
+        self.retention
+            .insert(now, event.clone(), hop, Some(from), relayed);
         self.tree.received(&id);
         true
     }

@@ -101,13 +101,15 @@ impl Node {
         true
     }
 
-    /// A duplicate came over an eager link: take it off the tree.
+    /// A duplicate came over the tree: take that link off it. The Prune
+    /// goes out even if this node already sees the link as lazy, since the
+    /// sender evidently still treats it as eager (an earlier Prune was lost).
     pub(super) fn prune(&mut self, p: PeerId) {
-        if self.tree.link(p) == Some(Link::Eager) {
+        if self.tree.link(p).is_some() {
             self.tree.make_lazy(p);
-            self.stats.prune_sent += 1;
-            self.queue(p, Item::Prune);
         }
+        self.stats.prune_sent += 1;
+        self.queue(p, Item::Prune);
     }
 
     /// An announced event did not arrive in time: ask the next announcer.
@@ -122,31 +124,6 @@ impl Node {
             self.queue(p, Item::Graft(vec![id]));
             rt.schedule(now + self.cfg.graft_retry, Timer::GraftMissing(id));
         }
-    }
-
-    /// Plumtree's optimization: a lazy peer announced an event this many
-    /// hops sooner than the tree delivered it, so make that link the parent.
-    pub(super) fn maybe_reroot(&mut self, announcer: PeerId, id: &EventId, hop: u8) {
-        let threshold = self.cfg.tree_optimize_hops;
-        if threshold == 0 {
-            return;
-        }
-        let Some(stored) = self.retention.get(id) else {
-            return;
-        };
-        let Some(parent) = stored.from else {
-            return;
-        };
-        if parent == announcer
-            || hop.saturating_add(threshold) >= stored.hop
-            || self.tree.link(parent) != Some(Link::Eager)
-        {
-            return;
-        }
-        self.tree.make_eager(announcer);
-        self.stats.graft_sent += 1;
-        self.queue(announcer, Item::Graft(Vec::new()));
-        self.prune(parent);
     }
 }
 

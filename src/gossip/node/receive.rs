@@ -118,6 +118,14 @@ impl Node {
         // event (graft or repair) is decided on the exact record, which is
         // how a bloom false positive gets repaired.
         let seen = record_seen || (!item.exact && self.bloom.contains(&id));
+        if record_seen && item.relay && self.retention.mark_relayed(&id) {
+            // First received by a repair that overtook the tree: this is the
+            // tree copy, so the link is fine and the subtree below still
+            // needs it.
+            self.adopt(from, Link::Eager);
+            self.disseminate(event, item.hop, Some(from), true);
+            return;
+        }
         if seen {
             self.stats.duplicates_suppressed += 1;
             if !record_seen {
@@ -126,22 +134,40 @@ impl Node {
                 self.stats.bloom_false_positives += 1;
                 self.records.entry(id.origin, now).note_exists(id.seq, now);
             }
-            if item.relay && !item.exact {
+            if item.relay && !item.exact && !self.is_recent_parent(now, from) {
                 self.prune(from);
             }
             return;
         }
-        if !self.accept(now, event, item.hop, from) {
+        if !self.accept(now, event, item.hop, from, item.relay) {
             return;
         }
         if item.exact && !item.relay {
             self.stats.repairs_received += 1;
         }
         if item.relay {
+            if !item.exact {
+                // A graft answer is a repair, not the tree's usual path:
+                // it does not make its sender a parent.
+                self.note_parent(now, from);
+            }
             self.adopt(from, Link::Eager);
             self.disseminate(event, item.hop, Some(from), true);
         }
         self.deliver_local(now, event, item.hop, rt);
+    }
+
+    fn note_parent(&mut self, now: Time, p: PeerId) {
+        let window = self.cfg.parent_protection;
+        self.parents.retain(|(x, t)| *x != p && now.since(*t) < window);
+        self.parents.push((p, now));
+    }
+
+    fn is_recent_parent(&self, now: Time, p: PeerId) -> bool {
+        let window = self.cfg.parent_protection;
+        self.parents
+            .iter()
+            .any(|(x, t)| *x == p && now.since(*t) < window)
     }
 
     /// A config register sent by anti-entropy: applied by version, whatever
@@ -155,7 +181,7 @@ impl Node {
     ) {
         let event = &item.event;
         if !self.records.is_seen(event.id.origin, event.id.seq) {
-            self.accept(now, event, item.hop, from);
+            self.accept(now, event, item.hop, from, false);
         }
         if event.body.config_version().is_some() {
             self.deliver_local(now, event, item.hop, rt);
@@ -180,7 +206,6 @@ impl Node {
                 continue;
             }
             if self.records.is_seen(id.origin, id.seq) {
-                self.maybe_reroot(from, &id, a.hop);
                 continue;
             }
             self.records.entry(id.origin, now).note_exists(id.seq, now);

@@ -54,7 +54,7 @@ impl Node {
                 if let Some(r) = self.records.get(self.origin)
                     && r.watermark() > e.watermark
                 {
-                    self.repair_origin(e.origin, e.watermark, d.since, &mut budget, from, &mut infos);
+                    self.repair_origin(now, e.origin, e.watermark, d.since, &mut budget, from, &mut infos);
                 }
                 continue;
             }
@@ -73,7 +73,7 @@ impl Node {
                 rec.note_exists(e.watermark, now);
                 we_lack = true;
             } else if ours > e.watermark {
-                self.repair_origin(e.origin, e.watermark, d.since, &mut budget, from, &mut infos);
+                self.repair_origin(now, e.origin, e.watermark, d.since, &mut budget, from, &mut infos);
             }
             if let Some(m) = e.member {
                 self.records.learn_member(e.origin, m, now);
@@ -88,7 +88,7 @@ impl Node {
             .collect();
         unknown.sort_unstable();
         for o in unknown {
-            self.repair_origin(o, 0, d.since, &mut budget, from, &mut infos);
+            self.repair_origin(now, o, 0, d.since, &mut budget, from, &mut infos);
         }
         for event in self.registers.newer_than(&d.config) {
             self.queue(
@@ -111,8 +111,10 @@ impl Node {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn repair_origin(
         &mut self,
+        now: Time,
         origin: Origin,
         asker_watermark: u64,
         since: Time,
@@ -121,9 +123,15 @@ impl Node {
         infos: &mut Vec<OriginRepair>,
     ) {
         let ours = self.records.watermark(origin);
-        let plan = self
-            .retention
-            .plan_repair(origin, asker_watermark, since, ours, *budget);
+        let fresh_after = now.saturating_sub(self.cfg.repair_grace);
+        let plan = self.retention.plan_repair(
+            origin,
+            asker_watermark,
+            since,
+            ours,
+            *budget,
+            fresh_after,
+        );
         *budget -= plan.bytes;
         for stored in plan.events {
             self.stats.repairs_sent += 1;

@@ -1,0 +1,357 @@
+//! The simulation loop: pops the earliest action, hands it to the node it
+//! concerns (the real [`Node`], not a model of it), repeats.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use super::config::{SimConfig, SimConfigError};
+use super::report::Report;
+use super::world::{Action, Network, SimRuntime, World, peer_of};
+use crate::gossip::{
+    EventId, Invalidation, MembershipUpdate, Node, NodeConfig, Origin, PeerSet, PublishError,
+    Stats, Time,
+};
+
+pub struct Sim {
+    cfg: SimConfig,
+    node_cfg: Arc<NodeConfig>,
+    nodes: Vec<Option<Node>>,
+    world: World,
+    members: Arc<PeerSet>,
+    rng: Xoshiro256PlusPlus,
+    end: Time,
+    /// Counts of incarnations that crashed.
+    dead_stats: Stats,
+    crashes: usize,
+    partitioned: usize,
+}
+
+/// A well-mixed 64-bit value from a seed and two indices (splitmix64), so
+/// each node incarnation gets its own independent seed and origin.
+fn mix(seed: u64, a: u64, b: u64) -> u64 {
+    let mut z = seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl Sim {
+    /// Builds the cluster, starts every node at time zero and schedules the
+    /// publishes and faults the config describes.
+    pub fn new(cfg: SimConfig) -> Result<Sim, SimConfigError> {
+        cfg.validate()?;
+        let n = cfg.nodes;
+        let net = Network {
+            latency: cfg.latency,
+            jitter: cfg.jitter,
+            loss: cfg.loss,
+            cut_off: None,
+        };
+        let world = World::new(
+            n,
+            net,
+            Xoshiro256PlusPlus::seed_from_u64(mix(cfg.seed, 1, 0)),
+        );
+        let mut sim = Sim {
+            node_cfg: Arc::new(cfg.node.clone()),
+            nodes: (0..n).map(|_| None).collect(),
+            world,
+            members: Arc::new(PeerSet::new((0..n).map(peer_of))),
+            rng: Xoshiro256PlusPlus::seed_from_u64(mix(cfg.seed, 2, 0)),
+            end: Time::ZERO,
+            dead_stats: Stats::default(),
+            crashes: 0,
+            partitioned: 0,
+            cfg,
+        };
+        for i in 0..n {
+            sim.spawn(i);
+        }
+        sim.schedule_scenario();
+        Ok(sim)
+    }
+
+    fn schedule_scenario(&mut self) {
+        let cfg = self.cfg.clone();
+        let at = |secs: f64| Time::ZERO + Duration::from_secs_f64(secs);
+        for k in 0..cfg.events {
+            self.world.push(at(k as f64 / cfg.rate), Action::Publish(k));
+        }
+        let publish_end = at(cfg.events.saturating_sub(1) as f64 / cfg.rate);
+        let mut last_fault = publish_end;
+        if let Some(p) = &cfg.partition {
+            let start = Time::ZERO + p.start;
+            let heal = start + p.duration;
+            self.world.push(start, Action::PartitionStart);
+            self.world.push(heal, Action::PartitionHeal);
+            last_fault = last_fault.max(heal);
+        }
+        if let Some(c) = &cfg.churn {
+            let mut order: Vec<usize> = (0..cfg.nodes).collect();
+            order.shuffle(&mut self.rng);
+            let count = ((cfg.nodes as f64) * c.fraction).round() as usize;
+            let window = publish_end.as_micros().max(1);
+            for &i in &order[..count] {
+                let crash = Time::from_micros(self.rng.random_range(0..window));
+                let restart = crash + c.downtime;
+                self.world.push(crash, Action::Crash(i));
+                self.world.push(restart, Action::Restart(i));
+                last_fault = last_fault.max(restart);
+            }
+        }
+        self.end = last_fault + cfg.settle;
+    }
+
+    fn spawn(&mut self, i: usize) {
+        if self.nodes[i].is_some() {
+            self.dispatch(Action::Crash(i));
+        }
+        let now = self.world.now;
+        let inc = u64::from(self.world.incarnation[i]);
+        let origin = Origin(mix(self.cfg.seed, 3 + i as u64, inc));
+        let seed = mix(self.cfg.seed, 4 + i as u64, inc);
+        let mut node = Node::new(self.node_cfg.clone(), peer_of(i), origin, now, seed);
+        let update = MembershipUpdate {
+            members: self.members.clone(),
+            joined: Vec::new(),
+            left: Vec::new(),
+        };
+        let mut rt = SimRuntime {
+            world: &mut self.world,
+            node: i,
+            me: peer_of(i),
+            origin,
+        };
+        node.apply_membership(now, &update, &mut rt);
+        node.start(now, &mut rt);
+        self.world.up[i] = true;
+        self.world.started[i] = now;
+        self.nodes[i] = Some(node);
+    }
+
+    /// When the scenario ends (last publish or fault, plus the settle time).
+    pub fn end(&self) -> Time {
+        self.end
+    }
+
+    pub fn now(&self) -> Time {
+        self.world.now
+    }
+
+    /// Runs the whole scenario and reports.
+    pub fn run(mut self) -> Report {
+        let wall = std::time::Instant::now();
+        let end = self.end;
+        self.run_until(end);
+        self.report(wall.elapsed())
+    }
+
+    /// Processes every action due up to `until`, then sets the clock there.
+    pub fn run_until(&mut self, until: Time) {
+        while let Some((at, action)) = self.world.pop_until(until) {
+            self.world.now = at;
+            self.dispatch(action);
+        }
+        self.world.now = self.world.now.max(until);
+    }
+
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.world.now + d;
+        self.run_until(until);
+    }
+
+    fn dispatch(&mut self, action: Action) {
+        let now = self.world.now;
+        match action {
+            Action::Frame {
+                to,
+                to_incarnation,
+                from,
+                sender_origin,
+                bytes,
+                items,
+            } => {
+                if !self.world.up[to] || self.world.incarnation[to] != to_incarnation {
+                    self.world.counters.frames_lost += 1;
+                    return;
+                }
+                let Some(node) = self.nodes[to].as_mut() else {
+                    return;
+                };
+                let mut rt = SimRuntime {
+                    world: &mut self.world,
+                    node: to,
+                    me: node.id(),
+                    origin: node.origin(),
+                };
+                node.receive(now, from, sender_origin, bytes, items, &mut rt);
+            }
+            Action::Timer {
+                node: i,
+                incarnation,
+                timer,
+            } => {
+                if self.world.incarnation[i] != incarnation {
+                    return;
+                }
+                let Some(node) = self.nodes[i].as_mut() else {
+                    return;
+                };
+                let mut rt = SimRuntime {
+                    world: &mut self.world,
+                    node: i,
+                    me: node.id(),
+                    origin: node.origin(),
+                };
+                node.timer(now, timer, &mut rt);
+            }
+            Action::Publish(k) => {
+                let up: Vec<usize> = (0..self.cfg.nodes).filter(|i| self.world.up[*i]).collect();
+                if up.is_empty() {
+                    return;
+                }
+                let i = up[self.rng.random_range(0..up.len())];
+                let inv = Invalidation {
+                    cache: format!("cache-{}", k % 8),
+                    keys: vec![format!("key-{k}")],
+                    ..Invalidation::default()
+                };
+                // A refused publish (rate limit) is not an event: the app
+                // was told and nothing was promised.
+                let _ = self.publish(i, inv);
+            }
+            Action::Crash(i) => {
+                if let Some(node) = self.nodes[i].take() {
+                    self.dead_stats.merge(node.stats());
+                    self.crashes += 1;
+                }
+                self.world.up[i] = false;
+                self.world.incarnation[i] += 1;
+            }
+            Action::Restart(i) => self.spawn(i),
+            Action::PartitionStart => {
+                let p = self.cfg.partition.clone().unwrap_or(super::config::Partition {
+                    fraction: 0.5,
+                    start: Duration::ZERO,
+                    duration: Duration::ZERO,
+                });
+                let mut order: Vec<usize> = (0..self.cfg.nodes).collect();
+                order.shuffle(&mut self.rng);
+                let count = ((self.cfg.nodes as f64) * p.fraction).round() as usize;
+                let mut side = vec![false; self.cfg.nodes];
+                for &i in &order[..count] {
+                    side[i] = true;
+                }
+                self.partitioned = count;
+                self.world.net.cut_off = Some(side);
+            }
+            Action::PartitionHeal => self.world.net.cut_off = None,
+        }
+    }
+
+    /// Publishes an invalidation at node `i` now, and tracks its delivery.
+    pub fn publish(&mut self, i: usize, inv: Invalidation) -> Result<EventId, PublishError> {
+        let now = self.world.now;
+        let Some(node) = self.nodes[i].as_mut() else {
+            return Err(PublishError::RateLimited {
+                retry_after: Duration::from_secs(1),
+            });
+        };
+        let mut rt = SimRuntime {
+            world: &mut self.world,
+            node: i,
+            me: node.id(),
+            origin: node.origin(),
+        };
+        let id = node.publish(now, inv, &mut rt)?;
+        if let Some(stored) = node.retention().get(&id) {
+            let event = stored.event.clone();
+            self.world.track(&event, i, self.cfg.nodes);
+        }
+        Ok(id)
+    }
+
+    /// Sets a config value at node `i` now.
+    pub fn set_config(&mut self, i: usize, key: &str, value: &str) -> Result<EventId, PublishError> {
+        let now = self.world.now;
+        let node = self.nodes[i].as_mut().expect("node is up");
+        let mut rt = SimRuntime {
+            world: &mut self.world,
+            node: i,
+            me: node.id(),
+            origin: node.origin(),
+        };
+        node.set_config(now, key.to_owned(), value.to_owned(), &mut rt)
+    }
+
+    /// Crashes node `i` now (all its state is lost).
+    pub fn crash(&mut self, i: usize) {
+        self.dispatch(Action::Crash(i));
+    }
+
+    /// Starts node `i` again now, as a new incarnation.
+    pub fn restart(&mut self, i: usize) {
+        self.spawn(i);
+    }
+
+    /// Cuts the given nodes off from the rest until [`Sim::heal`].
+    pub fn cut_off(&mut self, nodes: &[usize]) {
+        let mut side = vec![false; self.cfg.nodes];
+        for &i in nodes {
+            side[i] = true;
+        }
+        self.world.net.cut_off = Some(side);
+    }
+
+    pub fn heal(&mut self) {
+        self.world.net.cut_off = None;
+    }
+
+    pub fn set_loss(&mut self, loss: f64) {
+        self.world.net.loss = loss;
+    }
+
+    pub fn node(&self, i: usize) -> Option<&Node> {
+        self.nodes[i].as_ref()
+    }
+
+    /// Counts of every node, live and crashed, added up.
+    pub fn total_stats(&self) -> Stats {
+        let mut total = self.dead_stats.clone();
+        for node in self.nodes.iter().flatten() {
+            total.merge(node.stats());
+        }
+        total
+    }
+
+    /// First-delivery time at node `i` of a tracked event, if any.
+    pub fn delivered_at(&self, i: usize, id: EventId) -> Option<Time> {
+        let t = &self.world.tracked[*self.world.index.get(&id)?];
+        let inc = self.world.incarnation[i];
+        t.delivered[i].filter(|d| d.0 == inc).map(|d| d.1)
+    }
+
+    /// Flushes node `i`'s current incarnation was told to do.
+    pub fn flushes(&self, i: usize) -> usize {
+        let inc = self.world.incarnation[i];
+        self.world.flushes[i]
+            .iter()
+            .filter(|f| f.incarnation == inc)
+            .count()
+    }
+
+    pub fn report(&self, wall: Duration) -> Report {
+        Report::build(
+            &self.cfg,
+            &self.world,
+            &self.total_stats(),
+            self.crashes,
+            self.partitioned,
+            wall,
+        )
+    }
+}

@@ -1,0 +1,181 @@
+//! What a run measured. A "pair" is one (replica, event) where the replica
+//! is on another node than the event's origin, was running when the event
+//! was published, and is still running at the end (a replica that crashed
+//! took its cache with it, and one that started later never cached what
+//! the event invalidates).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::config::SimConfig;
+use super::world::World;
+use crate::gossip::{Stats, Time};
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Report {
+    pub nodes: usize,
+    pub events: usize,
+    pub loss: f64,
+    pub seed: u64,
+    /// Events actually published (a publish at a node that is down is not).
+    pub published: usize,
+    pub pairs: u64,
+    pub delivered: u64,
+    pub delivered_ratio: f64,
+    /// Pairs not delivered but covered by a flush of that cache (or all).
+    pub flushed: u64,
+    /// Pairs neither delivered nor covered by a flush: must be 0.
+    pub undelivered: u64,
+    /// Second deliveries of an event to the same replica: must be 0.
+    pub duplicates: u64,
+    /// Frames-with-payload carrying an event, summed, over events × (nodes − 1).
+    pub payload_per_event_per_peer: f64,
+    /// Frames without payload, per node per event.
+    pub control_per_node_per_event: f64,
+    pub bytes_per_node_per_event: f64,
+    pub last_delivery_hop_max: u8,
+    pub time_to_all_p50_ms: f64,
+    pub time_to_all_p99_ms: f64,
+    pub time_to_all_max_ms: f64,
+    /// Events some pair of which is undelivered (left out of time-to-all).
+    pub incomplete_events: usize,
+    pub frames: u64,
+    pub frames_lost: u64,
+    pub grafts: u64,
+    pub prunes: u64,
+    pub repairs_received: u64,
+    pub flushes: u64,
+    pub bloom_false_positives: u64,
+    pub crashes: usize,
+    pub partitioned_nodes: usize,
+    pub virtual_seconds: f64,
+    pub wall_seconds: f64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+impl Report {
+    pub fn build(
+        cfg: &SimConfig,
+        world: &World,
+        stats: &Stats,
+        crashes: usize,
+        partitioned_nodes: usize,
+        wall: Duration,
+    ) -> Report {
+        let n = cfg.nodes;
+        let (mut pairs, mut delivered, mut flushed, mut undelivered) = (0u64, 0u64, 0u64, 0u64);
+        let mut hop_max = 0u8;
+        let mut times = Vec::with_capacity(world.tracked.len());
+        let mut incomplete = 0;
+        for t in &world.tracked {
+            let mut last = Some(t.published_at);
+            for node in 0..n {
+                if node == t.origin_node
+                    || !world.up[node]
+                    || world.started[node] > t.published_at
+                {
+                    continue;
+                }
+                pairs += 1;
+                let inc = world.incarnation[node];
+                if let Some((i, at, hop)) = t.delivered[node]
+                    && i == inc
+                {
+                    delivered += 1;
+                    hop_max = hop_max.max(hop);
+                    last = last.map(|l| l.max(at));
+                    continue;
+                }
+                let flush = world.flushes[node].iter().find(|f| {
+                    f.incarnation == inc
+                        && f.at >= t.published_at
+                        && f.cache.as_deref().is_none_or(|c| c == t.cache)
+                });
+                match flush {
+                    Some(f) => {
+                        flushed += 1;
+                        last = last.map(|l| l.max(f.at));
+                    }
+                    None => {
+                        undelivered += 1;
+                        last = None;
+                    }
+                }
+            }
+            if std::env::var_os("HEARSAY_SIM_DEBUG").is_some() {
+                let hmax = t.delivered.iter().flatten().map(|d| d.2).max().unwrap_or(0);
+                eprintln!("event {} at {} hopmax {} tta {:?}", t.id, t.published_at, hmax, last.map(|l| ms(l.since(t.published_at))));
+            }
+            match last {
+                Some(l) => times.push(ms(l.since(t.published_at))),
+                None => incomplete += 1,
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let events = world.tracked.len().max(1) as f64;
+        let c = &world.counters;
+        let virtual_seconds = world.now.since(Time::ZERO).as_secs_f64();
+        Report {
+            nodes: n,
+            events: cfg.events,
+            loss: cfg.loss,
+            seed: cfg.seed,
+            published: world.tracked.len(),
+            pairs,
+            delivered,
+            delivered_ratio: if pairs == 0 {
+                1.0
+            } else {
+                delivered as f64 / pairs as f64
+            },
+            flushed,
+            undelivered,
+            duplicates: c.duplicate_deliveries,
+            payload_per_event_per_peer: c.payload_items as f64 / (events * (n - 1) as f64),
+            control_per_node_per_event: c.control_frames as f64 / (events * n as f64),
+            bytes_per_node_per_event: c.bytes as f64 / (events * n as f64),
+            last_delivery_hop_max: hop_max,
+            time_to_all_p50_ms: percentile(&times, 0.50),
+            time_to_all_p99_ms: percentile(&times, 0.99),
+            time_to_all_max_ms: times.last().copied().unwrap_or(0.0),
+            incomplete_events: incomplete,
+            frames: c.frames,
+            frames_lost: c.frames_lost,
+            grafts: stats.graft_sent,
+            prunes: stats.prune_sent,
+            repairs_received: stats.repairs_received,
+            flushes: stats.flush_gap_timeout + stats.flush_gap_unrecoverable,
+            bloom_false_positives: stats.bloom_false_positives,
+            crashes,
+            partitioned_nodes,
+            virtual_seconds,
+            wall_seconds: wall.as_secs_f64(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&[3.0], 0.99), 3.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+}
