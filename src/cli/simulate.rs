@@ -104,21 +104,48 @@ fn print_table(r: &Report) {
     );
     let rows: [(&str, String); 16] = [
         ("pairs", r.pairs.to_string()),
-        ("delivered", format!("{} ({:.6})", r.delivered, r.delivered_ratio)),
+        (
+            "delivered",
+            format!("{} ({:.6})", r.delivered, r.delivered_ratio),
+        ),
         ("flushed", r.flushed.to_string()),
         ("undelivered", r.undelivered.to_string()),
         ("duplicates", r.duplicates.to_string()),
-        ("payload per event per peer", format!("{:.4}", r.payload_per_event_per_peer)),
-        ("control frames per node per event", format!("{:.3}", r.control_per_node_per_event)),
-        ("bytes per node per event", format!("{:.1}", r.bytes_per_node_per_event)),
-        ("last delivery hop (max)", r.last_delivery_hop_max.to_string()),
-        ("time to all p50 / p99 / max (ms)", format!("{} / {} / {}", r.time_to_all_p50_ms, r.time_to_all_p99_ms, r.time_to_all_max_ms)),
+        (
+            "payload per event per peer",
+            format!("{:.4}", r.payload_per_event_per_peer),
+        ),
+        (
+            "control frames per node per event",
+            format!("{:.3}", r.control_per_node_per_event),
+        ),
+        (
+            "bytes per node per event",
+            format!("{:.1}", r.bytes_per_node_per_event),
+        ),
+        (
+            "last delivery hop (max)",
+            r.last_delivery_hop_max.to_string(),
+        ),
+        (
+            "time to all p50 / p99 / max (ms)",
+            format!(
+                "{} / {} / {}",
+                r.time_to_all_p50_ms, r.time_to_all_p99_ms, r.time_to_all_max_ms
+            ),
+        ),
         ("grafts / prunes", format!("{} / {}", r.grafts, r.prunes)),
         ("repairs received", r.repairs_received.to_string()),
         ("flushes", r.flushes.to_string()),
-        ("crashes / partitioned nodes", format!("{} / {}", r.crashes, r.partitioned_nodes)),
+        (
+            "crashes / partitioned nodes",
+            format!("{} / {}", r.crashes, r.partitioned_nodes),
+        ),
         ("frames (lost)", format!("{} ({})", r.frames, r.frames_lost)),
-        ("virtual / wall seconds", format!("{:.1} / {:.2}", r.virtual_seconds, r.wall_seconds)),
+        (
+            "virtual / wall seconds",
+            format!("{:.1} / {:.2}", r.virtual_seconds, r.wall_seconds),
+        ),
     ];
     for (k, v) in rows {
         println!("  {k:<36} {v}");

@@ -20,7 +20,7 @@ impl PeerId {
     /// (SipHash-1-3 with fixed keys), since every node must derive the same
     /// id for the same peer.
     pub fn from_name(name: &str) -> PeerId {
-        let mut h = siphasher::sip::SipHasher13::new_with_keys(0x6865_6172, 0x7361_79);
+        let mut h = siphasher::sip::SipHasher13::new_with_keys(0x6865_6172, 0x0073_6179);
         h.write(name.as_bytes());
         PeerId(h.finish())
     }

@@ -111,7 +111,10 @@ mod tests {
     use super::*;
 
     fn bucket(rate: u32, burst: u32) -> TokenBucket {
-        TokenBucket::new(RateSpec::new(rate, burst).unwrap(), Time::from_millis(1_000))
+        TokenBucket::new(
+            RateSpec::new(rate, burst).unwrap(),
+            Time::from_millis(1_000),
+        )
     }
 
     #[test]
@@ -135,7 +138,9 @@ mod tests {
         // Over one second at 10/s, exactly 10 more.
         let mut allowed = 0;
         for ms in 0..1000 {
-            if b.try_take(t + Duration::from_millis(100 + ms + 1), 1).is_ok() {
+            if b.try_take(t + Duration::from_millis(100 + ms + 1), 1)
+                .is_ok()
+            {
                 allowed += 1;
             }
         }

@@ -329,7 +329,10 @@ mod tests {
         let mut r = SeqRecord::default();
         r.mark(1, T0, 16);
         r.note_exists(4, T0);
-        assert_eq!(r.gap_age(T0 + Duration::from_secs(1)), Some(Duration::from_secs(1)));
+        assert_eq!(
+            r.gap_age(T0 + Duration::from_secs(1)),
+            Some(Duration::from_secs(1))
+        );
         // The watermark moving restarts the clock: the lowest gap is new.
         let t1 = T0 + Duration::from_secs(5);
         r.mark(2, t1, 16);
@@ -344,7 +347,10 @@ mod tests {
         assert_eq!(recs.set_member(Origin(1), PeerId(9), T0), None);
         assert_eq!(recs.set_member(Origin(2), PeerId(9), T0), Some(Origin(1)));
         let before = T0 + Duration::from_secs(29);
-        assert!(recs.forget_expired(before, retention, idle, Origin(0)).is_empty());
+        assert!(
+            recs.forget_expired(before, retention, idle, Origin(0))
+                .is_empty()
+        );
         let after = T0 + Duration::from_secs(30);
         assert_eq!(
             recs.forget_expired(after, retention, idle, Origin(0)),

@@ -94,7 +94,8 @@ impl Registers {
 
     /// The writes a peer with these versions lacks.
     pub fn newer_than(&self, theirs: &[(String, Version)]) -> Vec<Arc<Event>> {
-        let theirs: BTreeMap<&str, Version> = theirs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let theirs: BTreeMap<&str, Version> =
+            theirs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         self.map
             .iter()
             .filter(|(k, r)| theirs.get(k.as_str()).is_none_or(|v| *v < r.version))
@@ -168,19 +169,37 @@ mod tests {
     #[test]
     fn a_delete_is_a_tombstone_that_an_older_write_cannot_undo() {
         let mut r = Registers::default();
-        assert_eq!(r.apply(&write("k", None, 5, 1), Time::ZERO, 10), Apply::Newer);
-        assert_eq!(r.apply(&write("k", Some("old"), 4, 1), Time::ZERO, 10), Apply::Stale);
+        assert_eq!(
+            r.apply(&write("k", None, 5, 1), Time::ZERO, 10),
+            Apply::Newer
+        );
+        assert_eq!(
+            r.apply(&write("k", Some("old"), 4, 1), Time::ZERO, 10),
+            Apply::Stale
+        );
         assert_eq!(r.live().count(), 0);
-        assert_eq!(r.forget_tombstones(Time::from_millis(10), Duration::from_secs(1)), 0);
-        assert_eq!(r.forget_tombstones(Time::from_millis(1_000), Duration::from_secs(1)), 1);
+        assert_eq!(
+            r.forget_tombstones(Time::from_millis(10), Duration::from_secs(1)),
+            0
+        );
+        assert_eq!(
+            r.forget_tombstones(Time::from_millis(1_000), Duration::from_secs(1)),
+            1
+        );
     }
 
     #[test]
     fn the_key_limit_refuses_new_keys_but_not_updates() {
         let mut r = Registers::default();
         r.apply(&write("a", Some("1"), 1, 1), Time::ZERO, 1);
-        assert_eq!(r.apply(&write("b", Some("1"), 1, 1), Time::ZERO, 1), Apply::TooManyKeys);
-        assert_eq!(r.apply(&write("a", Some("2"), 2, 1), Time::ZERO, 1), Apply::Newer);
+        assert_eq!(
+            r.apply(&write("b", Some("1"), 1, 1), Time::ZERO, 1),
+            Apply::TooManyKeys
+        );
+        assert_eq!(
+            r.apply(&write("a", Some("2"), 2, 1), Time::ZERO, 1),
+            Apply::Newer
+        );
     }
 
     #[test]

@@ -30,8 +30,20 @@ pub struct Stored {
     /// received by a repair is relayed when its tree copy arrives).
     pub relayed: bool,
     stored_at: Time,
-    size: usize,
+    /// Encoded size (what a repair costs on the wire).
+    wire_size: usize,
 }
+
+impl Stored {
+    fn memory(&self) -> usize {
+        self.wire_size + PER_EVENT_OVERHEAD
+    }
+}
+
+/// Memory an event costs here beyond its encoded size (the `Event` and its
+/// strings' headers, the `Stored` entry, map and queue slots), so the byte
+/// bound is close to what the buffer really holds.
+const PER_EVENT_OVERHEAD: usize = 192;
 
 #[derive(Debug, Default)]
 struct OriginBuffer {
@@ -70,6 +82,7 @@ impl Retention {
         }
     }
 
+    /// Approximate memory held: encoded sizes plus a fixed overhead each.
     pub fn bytes(&self) -> usize {
         self.bytes
     }
@@ -95,7 +108,7 @@ impl Retention {
         from: Option<PeerId>,
         relayed: bool,
     ) {
-        let size = codec::event_len(&event);
+        let wire_size = codec::event_len(&event);
         let id = event.id;
         let buf = self.origins.entry(id.origin).or_default();
         if buf.events.contains_key(&id.seq) {
@@ -109,10 +122,10 @@ impl Retention {
                 from,
                 relayed,
                 stored_at: now,
-                size,
+                wire_size,
             },
         );
-        self.bytes += size;
+        self.bytes += wire_size + PER_EVENT_OVERHEAD;
         self.order.push_back((now, id));
         self.evict(now);
     }
@@ -149,7 +162,7 @@ impl Retention {
                 continue;
             };
             if let Some(s) = buf.events.remove(&id.seq) {
-                self.bytes -= s.size;
+                self.bytes -= s.memory();
                 self.evicted += 1;
                 buf.gone_through = buf.gone_through.max(id.seq);
                 buf.gone_newest = buf.gone_newest.max(s.event.published_at);
@@ -167,7 +180,7 @@ impl Retention {
 
     pub fn forget_origin(&mut self, origin: Origin) {
         if let Some(buf) = self.origins.remove(&origin) {
-            self.bytes -= buf.events.values().map(|s| s.size).sum::<usize>();
+            self.bytes -= buf.events.values().map(Stored::memory).sum::<usize>();
         }
     }
 
@@ -223,11 +236,11 @@ impl Retention {
                 break;
             }
             if stored.event.published_at >= since {
-                if plan.bytes + stored.size > budget {
+                if plan.bytes + stored.wire_size > budget {
                     out_of_budget = true;
                     break;
                 }
-                plan.bytes += stored.size;
+                plan.bytes += stored.wire_size;
                 plan.events.push(stored.clone());
             }
             if contiguous {
@@ -299,22 +312,26 @@ mod tests {
 
     #[test]
     fn the_byte_bound_evicts_the_oldest_first() {
-        let one = codec::event_len(&ev(1, 1, 0));
+        let one = codec::event_len(&ev(1, 1, 0)) + PER_EVENT_OVERHEAD;
         let mut r = Retention::new(Duration::from_secs(60), one * 2);
         for s in 1..=3 {
             r.insert(Time::ZERO, ev(1, s, 0), 1, None, true);
         }
         assert!(r.bytes() <= one * 2);
-        assert!(r.get(&EventId {
-            origin: Origin(1),
-            seq: 1
-        })
-        .is_none());
-        assert!(r.get(&EventId {
-            origin: Origin(1),
-            seq: 3
-        })
-        .is_some());
+        assert!(
+            r.get(&EventId {
+                origin: Origin(1),
+                seq: 1
+            })
+            .is_none()
+        );
+        assert!(
+            r.get(&EventId {
+                origin: Origin(1),
+                seq: 3
+            })
+            .is_some()
+        );
     }
 
     #[test]
@@ -361,7 +378,11 @@ mod tests {
         let fresh_after = Time::from_millis(800);
         let plan = r.plan_repair(Origin(1), 0, Time::ZERO, 2, 1 << 20, fresh_after);
         assert_eq!(seqs(&plan), vec![1]);
-        assert_eq!(plan.info.unwrap().through, 1, "no promise past what was sent");
+        assert_eq!(
+            plan.info.unwrap().through,
+            1,
+            "no promise past what was sent"
+        );
     }
 
     #[test]

@@ -53,10 +53,22 @@ pub trait Runtime {
 /// and for tests that assert on exactly what the core did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
-    Send { to: PeerId, items: Vec<Item> },
-    Deliver { event: Arc<Event>, hop: u8 },
-    Flush { cache: Option<String>, reason: FlushReason },
-    Schedule { at: Time, timer: Timer },
+    Send {
+        to: PeerId,
+        items: Vec<Item>,
+    },
+    Deliver {
+        event: Arc<Event>,
+        hop: u8,
+    },
+    Flush {
+        cache: Option<String>,
+        reason: FlushReason,
+    },
+    Schedule {
+        at: Time,
+        timer: Timer,
+    },
 }
 
 impl Runtime for Vec<Effect> {

@@ -33,7 +33,8 @@ pub struct Sim {
 /// A well-mixed 64-bit value from a seed and two indices (splitmix64), so
 /// each node incarnation gets its own independent seed and origin.
 fn mix(seed: u64, a: u64, b: u64) -> u64 {
-    let mut z = seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let mut z =
+        seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -234,11 +235,15 @@ impl Sim {
             }
             Action::Restart(i) => self.spawn(i),
             Action::PartitionStart => {
-                let p = self.cfg.partition.clone().unwrap_or(super::config::Partition {
-                    fraction: 0.5,
-                    start: Duration::ZERO,
-                    duration: Duration::ZERO,
-                });
+                let p = self
+                    .cfg
+                    .partition
+                    .clone()
+                    .unwrap_or(super::config::Partition {
+                        fraction: 0.5,
+                        start: Duration::ZERO,
+                        duration: Duration::ZERO,
+                    });
                 let mut order: Vec<usize> = (0..self.cfg.nodes).collect();
                 order.shuffle(&mut self.rng);
                 let count = ((self.cfg.nodes as f64) * p.fraction).round() as usize;
@@ -276,7 +281,12 @@ impl Sim {
     }
 
     /// Sets a config value at node `i` now.
-    pub fn set_config(&mut self, i: usize, key: &str, value: &str) -> Result<EventId, PublishError> {
+    pub fn set_config(
+        &mut self,
+        i: usize,
+        key: &str,
+        value: &str,
+    ) -> Result<EventId, PublishError> {
         let now = self.world.now;
         let node = self.nodes[i].as_mut().expect("node is up");
         let mut rt = SimRuntime {
@@ -342,6 +352,42 @@ impl Sim {
             .iter()
             .filter(|f| f.incarnation == inc)
             .count()
+    }
+
+    /// Sizes of the connected components of the broadcast tree (the graph
+    /// of links both ends consider eager, over the nodes that are up),
+    /// largest first. A healthy tree has one.
+    pub fn eager_components(&self) -> Vec<usize> {
+        let n = self.nodes.len();
+        let mut seen = vec![false; n];
+        let mut components = Vec::new();
+        for start in 0..n {
+            if seen[start] || self.nodes[start].is_none() {
+                continue;
+            }
+            let mut size = 0;
+            seen[start] = true;
+            let mut stack = vec![start];
+            while let Some(x) = stack.pop() {
+                size += 1;
+                let Some(node) = &self.nodes[x] else { continue };
+                for &p in node.eager_peers() {
+                    let Some(y) = super::world::node_of(p).filter(|y| *y < n) else {
+                        continue;
+                    };
+                    let both = self.nodes[y].as_ref().is_some_and(|o| {
+                        o.link(peer_of(x)) == Some(crate::gossip::tree::Link::Eager)
+                    });
+                    if both && !seen[y] {
+                        seen[y] = true;
+                        stack.push(y);
+                    }
+                }
+            }
+            components.push(size);
+        }
+        components.sort_unstable_by(|a, b| b.cmp(a));
+        components
     }
 
     pub fn report(&self, wall: Duration) -> Report {

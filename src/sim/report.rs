@@ -82,9 +82,7 @@ impl Report {
         for t in &world.tracked {
             let mut last = Some(t.published_at);
             for node in 0..n {
-                if node == t.origin_node
-                    || !world.up[node]
-                    || world.started[node] > t.published_at
+                if node == t.origin_node || !world.up[node] || world.started[node] > t.published_at
                 {
                     continue;
                 }
@@ -113,10 +111,6 @@ impl Report {
                         last = None;
                     }
                 }
-            }
-            if std::env::var_os("HEARSAY_SIM_DEBUG").is_some() {
-                let hmax = t.delivered.iter().flatten().map(|d| d.2).max().unwrap_or(0);
-                eprintln!("event {} at {} hopmax {} tta {:?}", t.id, t.published_at, hmax, last.map(|l| ms(l.since(t.published_at))));
             }
             match last {
                 Some(l) => times.push(ms(l.since(t.published_at))),

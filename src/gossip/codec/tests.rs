@@ -217,7 +217,10 @@ fn a_huge_count_is_refused_before_allocating() {
     body.extend_from_slice(b"abc");
     assert!(matches!(
         decode_body(&body),
-        Err(DecodeError::CountTooLarge { what: "cache name", .. })
+        Err(DecodeError::CountTooLarge {
+            what: "cache name",
+            ..
+        })
     ));
     // A fixed-size field cut short.
     assert_eq!(
@@ -227,7 +230,10 @@ fn a_huge_count_is_refused_before_allocating() {
     let mut body = vec![ITEM_REPAIR_INFO, 1];
     body.extend_from_slice(&[0; 9]);
     body.push(7); // lost flag must be 0 or 1
-    assert_eq!(decode_body(&body), Err(DecodeError::InvalidValue("lost flag")));
+    assert_eq!(
+        decode_body(&body),
+        Err(DecodeError::InvalidValue("lost flag"))
+    );
 }
 
 #[test]

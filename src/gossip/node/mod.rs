@@ -47,7 +47,12 @@ pub enum PublishError {
 struct InboundLimits {
     frames: Option<TokenBucket>,
     bytes: Option<TokenBucket>,
+    last_used: Time,
 }
+
+/// A peer's inbound buckets idle this long are full again, so forgetting
+/// them loses nothing and keeps the map to the peers actually talking.
+const INBOUND_IDLE_FORGET: Duration = Duration::from_secs(5);
 
 pub struct Node {
     cfg: Arc<NodeConfig>,

@@ -113,7 +113,12 @@ impl Node {
     }
 
     /// An announced event did not arrive in time: ask the next announcer.
-    pub(super) fn graft_missing<R: Runtime + ?Sized>(&mut self, now: Time, id: EventId, rt: &mut R) {
+    pub(super) fn graft_missing<R: Runtime + ?Sized>(
+        &mut self,
+        now: Time,
+        id: EventId,
+        rt: &mut R,
+    ) {
         if self.records.is_seen(id.origin, id.seq) {
             self.tree.received(&id);
             return;

@@ -72,9 +72,13 @@ impl Node {
             .inbound
             .entry(from)
             .or_insert_with(|| super::InboundLimits {
-                frames: cfg.inbound_frames_per_peer.map(|s| TokenBucket::new(s, now)),
+                frames: cfg
+                    .inbound_frames_per_peer
+                    .map(|s| TokenBucket::new(s, now)),
                 bytes: cfg.inbound_bytes_per_peer.map(|s| TokenBucket::new(s, now)),
+                last_used: now,
             });
+        limits.last_used = now;
         if let Some(b) = &limits.frames
             && b.try_take(now, 1).is_err()
         {
@@ -82,7 +86,8 @@ impl Node {
             return false;
         }
         if let Some(b) = &limits.bytes
-            && b.try_take(now, u32::try_from(frame_len).unwrap_or(u32::MAX)).is_err()
+            && b.try_take(now, u32::try_from(frame_len).unwrap_or(u32::MAX))
+                .is_err()
         {
             self.stats.frames_rate_limited_in += 1;
             self.stats.bytes_rate_limited_in += frame_len as u64;
@@ -91,7 +96,13 @@ impl Node {
         true
     }
 
-    fn on_event<R: Runtime + ?Sized>(&mut self, now: Time, from: PeerId, item: EventItem, rt: &mut R) {
+    fn on_event<R: Runtime + ?Sized>(
+        &mut self,
+        now: Time,
+        from: PeerId,
+        item: EventItem,
+        rt: &mut R,
+    ) {
         self.stats.events_received += 1;
         let event = &item.event;
         let id = event.id;
@@ -159,7 +170,8 @@ impl Node {
 
     fn note_parent(&mut self, now: Time, p: PeerId) {
         let window = self.cfg.parent_protection;
-        self.parents.retain(|(x, t)| *x != p && now.since(*t) < window);
+        self.parents
+            .retain(|(x, t)| *x != p && now.since(*t) < window);
         self.parents.push((p, now));
     }
 

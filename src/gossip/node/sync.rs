@@ -54,7 +54,15 @@ impl Node {
                 if let Some(r) = self.records.get(self.origin)
                     && r.watermark() > e.watermark
                 {
-                    self.repair_origin(now, e.origin, e.watermark, d.since, &mut budget, from, &mut infos);
+                    self.repair_origin(
+                        now,
+                        e.origin,
+                        e.watermark,
+                        d.since,
+                        &mut budget,
+                        from,
+                        &mut infos,
+                    );
                 }
                 continue;
             }
@@ -73,7 +81,15 @@ impl Node {
                 rec.note_exists(e.watermark, now);
                 we_lack = true;
             } else if ours > e.watermark {
-                self.repair_origin(now, e.origin, e.watermark, d.since, &mut budget, from, &mut infos);
+                self.repair_origin(
+                    now,
+                    e.origin,
+                    e.watermark,
+                    d.since,
+                    &mut budget,
+                    from,
+                    &mut infos,
+                );
             }
             if let Some(m) = e.member {
                 self.records.learn_member(e.origin, m, now);
@@ -124,14 +140,9 @@ impl Node {
     ) {
         let ours = self.records.watermark(origin);
         let fresh_after = now.saturating_sub(self.cfg.repair_grace);
-        let plan = self.retention.plan_repair(
-            origin,
-            asker_watermark,
-            since,
-            ours,
-            *budget,
-            fresh_after,
-        );
+        let plan =
+            self.retention
+                .plan_repair(origin, asker_watermark, since, ours, *budget, fresh_after);
         *budget -= plan.bytes;
         for stored in plan.events {
             self.stats.repairs_sent += 1;
@@ -189,9 +200,8 @@ impl Node {
         self.stats.origins_forgotten += forgotten.len() as u64;
         self.registers
             .forget_tombstones(now, self.cfg.config_tombstone_ttl);
-        let (members, tree) = (&self.members, &self.tree);
         self.inbound
-            .retain(|p, _| members.contains(*p) || tree.link(*p).is_some());
+            .retain(|_, l| now.since(l.last_used) < super::INBOUND_IDLE_FORGET);
         self.ensure_view();
     }
 }

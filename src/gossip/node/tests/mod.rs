@@ -1,0 +1,247 @@
+//! Tests of the node as a state machine: inputs in, exact effects out. The
+//! small [`Cluster`] routes sends between nodes synchronously, with links
+//! that can be cut, to test exchanges without the simulator's network.
+
+use std::collections::VecDeque;
+
+use super::*;
+use crate::gossip::message::{Announcement, EventItem};
+use crate::gossip::ratelimit::RateSpec;
+use crate::gossip::runtime::Effect;
+
+const T0: Time = Time::from_millis(1_000_000);
+
+fn config() -> NodeConfig {
+    NodeConfig {
+        skew_margin: Duration::ZERO,
+        ..NodeConfig::default()
+    }
+}
+
+fn origin_of(i: u64) -> Origin {
+    Origin(0x100 + i)
+}
+
+fn node_at(i: u64, cfg: NodeConfig, now: Time) -> Node {
+    Node::new(Arc::new(cfg), PeerId(i), origin_of(i), now, i)
+}
+
+fn inv(key: &str) -> Invalidation {
+    Invalidation {
+        cache: "products".into(),
+        keys: vec![key.into()],
+        ..Invalidation::default()
+    }
+}
+
+fn members(ids: &[u64]) -> MembershipUpdate {
+    MembershipUpdate {
+        members: Arc::new(PeerSet::new(ids.iter().map(|i| PeerId(*i)))),
+        joined: ids.iter().map(|i| PeerId(*i)).collect(),
+        left: Vec::new(),
+    }
+}
+
+fn sends(effects: &[Effect]) -> Vec<(PeerId, &[Item])> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { to, items } => Some((*to, items.as_slice())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn delivered(effects: &[Effect]) -> Vec<EventId> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Deliver { event, .. } => Some(event.id),
+            _ => None,
+        })
+        .collect()
+}
+
+fn timers(effects: &[Effect]) -> Vec<(Time, Timer)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Schedule { at, timer } => Some((*at, *timer)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn event(origin: Origin, seq: u64, published_at: Time, key: &str) -> Arc<Event> {
+    Arc::new(Event {
+        id: EventId { origin, seq },
+        published_at,
+        body: EventBody::Invalidate(inv(key)),
+    })
+}
+
+fn relay(ev: &Arc<Event>, hop: u8) -> Item {
+    Item::Event(EventItem {
+        relay: true,
+        exact: false,
+        state: false,
+        hop,
+        event: ev.clone(),
+    })
+}
+
+fn direct(ev: &Arc<Event>) -> Item {
+    Item::Event(EventItem {
+        relay: false,
+        exact: false,
+        state: false,
+        hop: 1,
+        event: ev.clone(),
+    })
+}
+
+/// Nodes 0..n with `PeerId(i)`, all members of each other, started at T0.
+struct Cluster {
+    nodes: Vec<Node>,
+    now: Time,
+    queue: VecDeque<(usize, PeerId, Vec<Item>)>,
+    delivered: Vec<Vec<Arc<Event>>>,
+    flushes: Vec<Vec<FlushReason>>,
+    timers: Vec<(Time, usize, Timer)>,
+    cut: Vec<(usize, usize)>,
+}
+
+impl Cluster {
+    fn new(n: usize, cfg: NodeConfig) -> Cluster {
+        let ids: Vec<u64> = (0..n as u64).collect();
+        let mut c = Cluster {
+            nodes: Vec::new(),
+            now: T0,
+            queue: VecDeque::new(),
+            delivered: vec![Vec::new(); n],
+            flushes: vec![Vec::new(); n],
+            timers: Vec::new(),
+            cut: Vec::new(),
+        };
+        for i in 0..n {
+            c.nodes.push(node_at(i as u64, cfg.clone(), T0));
+            let mut fx = Vec::new();
+            c.nodes[i].apply_membership(T0, &members(&ids), &mut fx);
+            c.nodes[i].start(T0, &mut fx);
+            c.collect(i, fx);
+        }
+        c.run();
+        c
+    }
+
+    /// Adds a node started now, and tells everyone.
+    fn join(&mut self, cfg: NodeConfig) -> usize {
+        let i = self.nodes.len();
+        self.nodes.push(node_at(i as u64, cfg, self.now));
+        self.delivered.push(Vec::new());
+        self.flushes.push(Vec::new());
+        let ids: Vec<u64> = (0..=i as u64).collect();
+        for j in 0..=i {
+            let mut fx = Vec::new();
+            self.nodes[j].apply_membership(self.now, &members(&ids), &mut fx);
+            if j == i {
+                self.nodes[j].start(self.now, &mut fx);
+            }
+            self.collect(j, fx);
+        }
+        self.run();
+        i
+    }
+
+    fn collect(&mut self, i: usize, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Send { to, items } => self.queue.push_back((i, to, items)),
+                Effect::Deliver { event, .. } => self.delivered[i].push(event),
+                Effect::Flush { reason, .. } => self.flushes[i].push(reason),
+                Effect::Schedule { at, timer } => self.timers.push((at, i, timer)),
+            }
+        }
+    }
+
+    fn is_cut(&self, a: usize, b: usize) -> bool {
+        self.cut.contains(&(a, b)) || self.cut.contains(&(b, a))
+    }
+
+    /// Delivers every queued send (and what they cause) at the current time.
+    fn run(&mut self) {
+        while let Some((from, to, items)) = self.queue.pop_front() {
+            let to = to.0 as usize;
+            if to >= self.nodes.len() || self.is_cut(from, to) {
+                continue;
+            }
+            let bytes = items.iter().map(codec::item_len).sum::<usize>() + codec::HEADER_LEN;
+            let sender_origin = self.nodes[from].origin();
+            let mut fx = Vec::new();
+            self.nodes[to].receive(
+                self.now,
+                PeerId(from as u64),
+                sender_origin,
+                bytes,
+                items,
+                &mut fx,
+            );
+            self.collect(to, fx);
+        }
+    }
+
+    /// Moves time on, firing due timers in order.
+    fn advance(&mut self, d: Duration) {
+        let until = self.now + d;
+        loop {
+            self.timers.sort_by_key(|(at, i, _)| (*at, *i));
+            match self.timers.first() {
+                Some((at, _, _)) if *at <= until => {
+                    let (at, i, timer) = self.timers.remove(0);
+                    self.now = self.now.max(at);
+                    let mut fx = Vec::new();
+                    self.nodes[i].timer(self.now, timer, &mut fx);
+                    self.collect(i, fx);
+                    self.run();
+                }
+                _ => break,
+            }
+        }
+        self.now = until;
+    }
+
+    fn publish(&mut self, i: usize, key: &str) -> EventId {
+        let mut fx = Vec::new();
+        let id = self.nodes[i].publish(self.now, inv(key), &mut fx).unwrap();
+        self.collect(i, fx);
+        self.run();
+        id
+    }
+
+    fn set_config(&mut self, i: usize, key: &str, value: &str) {
+        let mut fx = Vec::new();
+        self.nodes[i]
+            .set_config(self.now, key.into(), value.into(), &mut fx)
+            .unwrap();
+        self.collect(i, fx);
+        self.run();
+    }
+
+    fn count(&self, i: usize, id: EventId) -> usize {
+        self.delivered[i].iter().filter(|e| e.id == id).count()
+    }
+
+    fn config_of(&self, i: usize) -> Vec<(String, String)> {
+        self.nodes[i]
+            .config_live()
+            .map(|(k, r)| (k.to_owned(), r.value.clone().unwrap_or_default()))
+            .collect()
+    }
+}
+
+mod antientropy;
+mod membership;
+mod outbound;
+mod publish;
+mod receive;
+mod tree;
