@@ -15,9 +15,12 @@
 //! - [`retention`]: recent events kept for grafts and repairs.
 //! - [`registers`] and [`hlc`]: config as last-writer-wins registers.
 //! - [`ratelimit`]: token buckets with injected time.
+//! - [`app_queue`]: what waits for the local app: batched, rate limited,
+//!   coalesced under pressure, flushed as a last resort.
 //! - [`membership`]: peer ids and peer sets from discovery.
 //! - [`runtime`], [`settings`], [`stats`], [`time`]: the edges of the core.
 
+pub mod app_queue;
 pub mod bloom;
 pub mod codec;
 pub mod event;
