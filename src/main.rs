@@ -1,4 +1,5 @@
 //! The `hearsay` binary: parse the command line, run the subcommand.
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -4,10 +4,11 @@
 
 use std::fmt;
 use std::hash::Hasher;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rand::RngExt;
-use rustc_hash::FxHashSet;
+use rustc_hash::FxHashMap;
 
 /// A peer's stable identity as discovery names it (a pod UID, or a
 /// `host:port` for static peers), hashed to 64 bits so the core can keep
@@ -32,21 +33,65 @@ impl fmt::Display for PeerId {
     }
 }
 
+/// One discovered peer: who it is and where its gossip port is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub id: PeerId,
+    /// The discovery name the id was derived from (pod name or UID,
+    /// `host:port`), for people and logs.
+    pub name: Arc<str>,
+    /// The gossip address; `None` where there is no network (the simulator).
+    pub addr: Option<SocketAddr>,
+}
+
+impl Peer {
+    pub fn new(name: &str, addr: SocketAddr) -> Peer {
+        Peer {
+            id: PeerId::from_name(name),
+            name: name.into(),
+            addr: Some(addr),
+        }
+    }
+
+    /// A peer known only by its id.
+    pub fn anonymous(id: PeerId) -> Peer {
+        Peer {
+            id,
+            name: Arc::from(""),
+            addr: None,
+        }
+    }
+}
+
 /// An immutable snapshot of the discovered peers. Shared by `Arc`, so a
 /// simulator can hand one snapshot to 10,000 nodes without 10,000 copies.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PeerSet {
     ids: Vec<PeerId>,
-    index: FxHashSet<PeerId>,
+    peers: FxHashMap<PeerId, Peer>,
 }
 
 impl PeerSet {
-    pub fn new(ids: impl IntoIterator<Item = PeerId>) -> PeerSet {
-        let mut ids: Vec<PeerId> = ids.into_iter().collect();
+    /// A snapshot of these peers; a later duplicate id replaces an earlier.
+    pub fn new(peers: impl IntoIterator<Item = Peer>) -> PeerSet {
+        let peers: FxHashMap<PeerId, Peer> = peers.into_iter().map(|p| (p.id, p)).collect();
+        let mut ids: Vec<PeerId> = peers.keys().copied().collect();
         ids.sort_unstable();
-        ids.dedup();
-        let index = ids.iter().copied().collect();
-        PeerSet { ids, index }
+        PeerSet { ids, peers }
+    }
+
+    /// A snapshot of peers known only by id.
+    pub fn from_ids(ids: impl IntoIterator<Item = PeerId>) -> PeerSet {
+        PeerSet::new(ids.into_iter().map(Peer::anonymous))
+    }
+
+    pub fn get(&self, id: PeerId) -> Option<&Peer> {
+        self.peers.get(&id)
+    }
+
+    /// The peers in id order.
+    pub fn peers(&self) -> impl Iterator<Item = &Peer> {
+        self.ids.iter().filter_map(|id| self.peers.get(id))
     }
 
     pub fn len(&self) -> usize {
@@ -58,7 +103,7 @@ impl PeerSet {
     }
 
     pub fn contains(&self, id: PeerId) -> bool {
-        self.index.contains(&id)
+        self.peers.contains_key(&id)
     }
 
     pub fn ids(&self) -> &[PeerId] {
@@ -81,7 +126,9 @@ impl PeerSet {
     }
 }
 
-/// A new membership snapshot and how it differs from the previous one.
+/// A new membership snapshot and how it differs from the previous one. A
+/// peer whose address changed counts as having left and joined (a reused
+/// identity at a new address is a different process).
 #[derive(Clone, Debug)]
 pub struct MembershipUpdate {
     pub members: Arc<PeerSet>,
@@ -91,17 +138,21 @@ pub struct MembershipUpdate {
 
 impl MembershipUpdate {
     pub fn between(old: &PeerSet, new: Arc<PeerSet>) -> MembershipUpdate {
+        let same = |a: &PeerSet, b: &PeerSet, id: PeerId| {
+            b.get(id)
+                .is_some_and(|p| a.get(id).map(|q| &q.addr) == Some(&p.addr))
+        };
         let joined = new
             .ids
             .iter()
             .copied()
-            .filter(|p| !old.contains(*p))
+            .filter(|p| !same(old, &new, *p))
             .collect();
         let left = old
             .ids
             .iter()
             .copied()
-            .filter(|p| !new.contains(*p))
+            .filter(|p| !same(&new, old, *p))
             .collect();
         MembershipUpdate {
             members: new,
@@ -124,8 +175,13 @@ mod tests {
 
     #[test]
     fn update_between_two_snapshots_names_who_joined_and_left() {
-        let old = PeerSet::new([PeerId(1), PeerId(2), PeerId(3)]);
-        let new = Arc::new(PeerSet::new([PeerId(3), PeerId(2), PeerId(4), PeerId(4)]));
+        let old = PeerSet::from_ids([PeerId(1), PeerId(2), PeerId(3)]);
+        let new = Arc::new(PeerSet::from_ids([
+            PeerId(3),
+            PeerId(2),
+            PeerId(4),
+            PeerId(4),
+        ]));
         let u = MembershipUpdate::between(&old, new);
         assert_eq!(u.joined, vec![PeerId(4)]);
         assert_eq!(u.left, vec![PeerId(1)]);
@@ -133,13 +189,29 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_at_a_new_address_has_left_and_joined() {
+        let a: SocketAddr = "10.0.0.1:7946".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:7946".parse().unwrap();
+        let old = PeerSet::new([Peer::new("pod-a", a)]);
+        let moved = Peer {
+            addr: Some(b),
+            ..Peer::new("pod-a", a)
+        };
+        let u = MembershipUpdate::between(&old, Arc::new(PeerSet::new([moved])));
+        let id = PeerId::from_name("pod-a");
+        assert_eq!((u.joined, u.left), (vec![id], vec![id]));
+        assert_eq!(u.members.get(id).unwrap().addr, Some(b));
+        assert_eq!(&*u.members.get(id).unwrap().name, "pod-a");
+    }
+
+    #[test]
     fn random_other_never_returns_the_excluded_peer() {
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
-        let set = PeerSet::new([PeerId(1), PeerId(2)]);
+        let set = PeerSet::from_ids([PeerId(1), PeerId(2)]);
         for _ in 0..100 {
             assert_eq!(set.random_other(&mut rng, PeerId(1)), Some(PeerId(2)));
         }
-        let alone = PeerSet::new([PeerId(1)]);
+        let alone = PeerSet::from_ids([PeerId(1)]);
         assert_eq!(alone.random_other(&mut rng, PeerId(1)), None);
         assert_eq!(PeerSet::default().random_other(&mut rng, PeerId(1)), None);
     }

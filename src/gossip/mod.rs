@@ -39,7 +39,7 @@ pub mod time;
 pub mod tree;
 
 pub use event::{Event, EventBody, EventError, EventId, Invalidation, Limits, Origin, Version};
-pub use membership::{MembershipUpdate, PeerId, PeerSet};
+pub use membership::{MembershipUpdate, Peer, PeerId, PeerSet};
 pub use message::Item;
 pub use node::{Node, PublishError};
 pub use runtime::{Effect, FlushReason, Runtime, Timer};

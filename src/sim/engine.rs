@@ -61,7 +61,7 @@ impl Sim {
             node_cfg: Arc::new(cfg.node.clone()),
             nodes: (0..n).map(|_| None).collect(),
             world,
-            members: Arc::new(PeerSet::new((0..n).map(peer_of))),
+            members: Arc::new(PeerSet::from_ids((0..n).map(peer_of))),
             rng: Xoshiro256PlusPlus::seed_from_u64(mix(cfg.seed, 2, 0)),
             end: Time::ZERO,
             dead_stats: Stats::default(),

@@ -15,8 +15,10 @@ fn a_departed_peers_origin_is_forgotten_after_retention() {
     let ev = event(origin_of(1), 1, T0, "k");
     n.receive(T0, PeerId(1), origin_of(1), 60, vec![direct(&ev)], &mut fx);
     let before = n.origins_known();
-    let update =
-        MembershipUpdate::between(n.members(), Arc::new(PeerSet::new([PeerId(0), PeerId(2)])));
+    let update = MembershipUpdate::between(
+        n.members(),
+        Arc::new(PeerSet::from_ids([PeerId(0), PeerId(2)])),
+    );
     n.apply_membership(T0, &update, &mut fx);
     n.timer(
         T0 + Duration::from_secs(4),

@@ -36,7 +36,7 @@ fn inv(key: &str) -> Invalidation {
 
 fn members(ids: &[u64]) -> MembershipUpdate {
     MembershipUpdate {
-        members: Arc::new(PeerSet::new(ids.iter().map(|i| PeerId(*i)))),
+        members: Arc::new(PeerSet::from_ids(ids.iter().map(|i| PeerId(*i)))),
         joined: ids.iter().map(|i| PeerId(*i)).collect(),
         left: Vec::new(),
     }
