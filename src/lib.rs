@@ -12,6 +12,18 @@
 //!   core for thousands of nodes on one thread (`hearsay simulate`).
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod cli;
+pub mod client;
+pub mod delivery;
+pub mod demo;
+pub mod discovery;
 pub mod gossip;
+pub mod http;
+pub mod metrics;
+pub mod receiver;
+pub mod settings;
+pub mod shutdown;
+pub mod sidecar;
 pub mod sim;
+pub mod transport;

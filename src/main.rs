@@ -1,24 +1,26 @@
-//! The `hearsay` binary: parse the command line, run the subcommand.
+//! The `hearsay` binary: parse the command line, run the subcommand, turn
+//! failures into exit codes (64 for usage and settings, 1 otherwise).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use hearsay::cli::{Cli, Command};
+use hearsay::cli::{Cli, dispatch};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Simulate(args) => hearsay::cli::simulate::run(args).map(|r| {
-            if r.undelivered == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }),
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 64 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
     };
-    result.unwrap_or_else(|e| {
-        eprintln!("hearsay: {e:#}");
-        ExitCode::from(1)
-    })
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("hearsay: {f}");
+            ExitCode::from(f.exit_code())
+        }
+    }
 }

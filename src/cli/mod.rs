@@ -1,8 +1,12 @@
 //! The command line: one subcommand per job, each in its own file.
 
+pub mod client_cmds;
+pub mod run;
 pub mod simulate;
 
 use clap::{Parser, Subcommand};
+
+use crate::settings::RunArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -17,6 +21,140 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the sidecar.
+    Run(Box<RunArgs>),
+    /// Publish an invalidation through a running sidecar.
+    Publish(client_cmds::PublishArgs),
+    /// Read or change config values through a running sidecar.
+    Config(client_cmds::ConfigArgs),
+    /// List a running sidecar's peers.
+    Peers(client_cmds::ListArgs),
+    /// Show a running sidecar's status.
+    Status(client_cmds::ListArgs),
+    /// Start a local cluster of sidecars, publish, and report who got what.
+    Demo(crate::demo::DemoArgs),
+    /// Serve a webhook that logs every event it receives (the example app).
+    Receiver(ReceiverArgs),
     /// Run the gossip core for many nodes in a deterministic simulation.
     Simulate(simulate::SimulateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReceiverArgs {
+    /// Where to listen for hearsay's webhook
+    #[arg(long, env = "HEARSAY_RECEIVER_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+}
+
+/// How a command failed, which decides the exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// A bad flag, variable or setting (exit 64, EX_USAGE).
+    Usage(String),
+    /// Anything else (exit 1).
+    Runtime(anyhow::Error),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Usage(_) => 64,
+            Failure::Runtime(_) => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Usage(m) => write!(f, "{m}"),
+            Failure::Runtime(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+/// The async runtime for everything but the simulator: two worker threads
+/// are plenty for a sidecar and keep its footprint small.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`), as text or JSON.
+pub fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Runs a client command on a small runtime.
+pub fn client<F>(f: F) -> Result<(), Failure>
+where
+    F: std::future::Future<Output = Result<(), crate::client::ClientError>>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(e.into()))?;
+    rt.block_on(f).map_err(|e| Failure::Runtime(e.into()))
+}
+
+/// Dispatches a parsed command line.
+pub fn dispatch(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::Publish(a) => client(client_cmds::publish(&a)),
+        Command::Config(a) => client(client_cmds::config(&a)),
+        Command::Peers(a) => client(client_cmds::peers(&a)),
+        Command::Status(a) => client(client_cmds::status(&a)),
+        Command::Demo(a) => {
+            let rt = runtime().map_err(|e| Failure::Runtime(e.into()))?;
+            let report = rt.block_on(crate::demo::run(a)).map_err(Failure::Runtime)?;
+            if report.deliveries == report.deliveries_expected && report.duplicates == 0 {
+                Ok(())
+            } else {
+                Err(Failure::Runtime(anyhow::anyhow!(
+                    "{} of {} deliveries, {} duplicates",
+                    report.deliveries,
+                    report.deliveries_expected,
+                    report.duplicates
+                )))
+            }
+        }
+        Command::Receiver(a) => {
+            init_logging(false);
+            let rt = runtime().map_err(|e| Failure::Runtime(e.into()))?;
+            rt.block_on(async {
+                let r = crate::receiver::Receiver::start(a.listen, true)
+                    .await
+                    .map_err(|e| {
+                        Failure::Runtime(anyhow::anyhow!("cannot listen on {}: {e}", a.listen))
+                    })?;
+                tracing::info!(url = %r.url(), "receiving hearsay events; Ctrl-C stops");
+                let _ = tokio::signal::ctrl_c().await;
+                r.stop().await;
+                Ok(())
+            })
+        }
+        Command::Simulate(a) => {
+            let report = simulate::run(&a).map_err(Failure::Runtime)?;
+            if report.undelivered == 0 {
+                Ok(())
+            } else {
+                Err(Failure::Runtime(anyhow::anyhow!(
+                    "{} pairs undelivered",
+                    report.undelivered
+                )))
+            }
+        }
+    }
 }

@@ -126,6 +126,9 @@ pub struct AppQueueStats {
     pub coalesced: u64,
     pub config_superseded: u64,
     pub flushes_queued: u64,
+    pub flush_cache_overflow: u64,
+    pub flush_queue_overflow: u64,
+    pub flush_webhook_budget: u64,
     /// Events that became part of a flush instead of being delivered.
     pub events_flushed: u64,
     pub rate_limited: u64,
@@ -181,6 +184,12 @@ impl AppQueue {
     /// invalidations; a flush of everything covers all of them.
     pub fn push_flush(&mut self, cache: Option<&str>, cause: FlushCause) {
         self.stats.flushes_queued += 1;
+        match cause {
+            FlushCause::CacheOverflow => self.stats.flush_cache_overflow += 1,
+            FlushCause::QueueOverflow => self.stats.flush_queue_overflow += 1,
+            FlushCause::WebhookBudget => self.stats.flush_webhook_budget += 1,
+            FlushCause::Gap => {}
+        }
         let covered: Vec<usize> = self
             .items
             .iter()
@@ -280,6 +289,7 @@ impl AppQueue {
             {
                 self.stats.events_flushed += ids.len() as u64;
                 self.stats.flushes_queued += 1;
+                self.stats.flush_cache_overflow += 1;
                 *m = AppMessage::Flush {
                     cache: Some(cache.clone()),
                     cause: FlushCause::CacheOverflow,

@@ -1,0 +1,215 @@
+//! The routes: parse the request, ask the owner, shape the answer.
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiCtx, MAX_BODY, ask, publish_error, shutting_down};
+use crate::gossip::Invalidation;
+use crate::http::{self, Body, BodyError};
+use crate::sidecar::commands::Command;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvalidateRequest {
+    cache: String,
+    #[serde(default)]
+    keys: Vec<String>,
+    #[serde(default)]
+    prefixes: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+#[derive(Serialize)]
+struct Accepted {
+    id: String,
+}
+
+pub async fn route(req: Request<Incoming>, ctx: &ApiCtx) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        (Method::POST, ["", "v1", "invalidate"]) => invalidate(req, ctx).await,
+        (_, ["", "v1", "invalidate"]) => not_allowed("POST"),
+        (Method::GET, ["", "v1", "config"]) => config_all(ctx).await,
+        (_, ["", "v1", "config"]) => not_allowed("GET"),
+        (m, ["", "v1", "config", key]) => {
+            let key = match percent_decode(key) {
+                Some(k) => k,
+                None => {
+                    return http::error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_config_key",
+                        "the key is not valid percent-encoded UTF-8",
+                    );
+                }
+            };
+            match m {
+                Method::GET => config_one(ctx, &key).await,
+                Method::PUT => config_set(req, ctx, key).await,
+                Method::DELETE => config_delete(ctx, key).await,
+                _ => not_allowed("GET, PUT, DELETE"),
+            }
+        }
+        (Method::GET, ["", "v1", "peers"]) => {
+            match ask(ctx, |reply| Command::Peers { reply }).await {
+                Ok(peers) => http::json(StatusCode::OK, &peers),
+                Err(r) => r,
+            }
+        }
+        (Method::GET, ["", "v1", "status"]) => {
+            match ask(ctx, |reply| Command::Status { reply }).await {
+                Ok(status) => http::json(StatusCode::OK, &status),
+                Err(r) => r,
+            }
+        }
+        (_, ["", "v1", "peers" | "status"]) => not_allowed("GET"),
+        _ => http::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no route for {path}"),
+        ),
+    }
+}
+
+fn not_allowed(allowed: &str) -> Response<Body> {
+    http::error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!("allowed: {allowed}"),
+    )
+}
+
+async fn body_of(req: Request<Incoming>) -> Result<bytes::Bytes, Response<Body>> {
+    http::read_body(req.into_body(), MAX_BODY)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge(_) => {
+                http::error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &e.to_string())
+            }
+            BodyError::ReadFailed(_) => {
+                http::error(StatusCode::BAD_REQUEST, "unreadable_body", &e.to_string())
+            }
+        })
+}
+
+async fn invalidate(req: Request<Incoming>, ctx: &ApiCtx) -> Response<Body> {
+    if let Some(r) = shutting_down(ctx) {
+        return r;
+    }
+    let body = match body_of(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let parsed: InvalidateRequest = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return http::error(StatusCode::BAD_REQUEST, "invalid_json", &e.to_string()),
+    };
+    let inv = Invalidation {
+        cache: parsed.cache,
+        keys: parsed.keys,
+        prefixes: parsed.prefixes,
+        tags: parsed.tags,
+        all: parsed.all,
+    };
+    match ask(ctx, |reply| Command::Publish { inv, reply }).await {
+        Ok(Ok(id)) => http::json(StatusCode::ACCEPTED, &Accepted { id: id.to_string() }),
+        Ok(Err(e)) => publish_error(&e),
+        Err(r) => r,
+    }
+}
+
+async fn config_all(ctx: &ApiCtx) -> Response<Body> {
+    match ask(ctx, |reply| Command::GetConfig { reply }).await {
+        Ok(entries) => http::json(StatusCode::OK, &entries),
+        Err(r) => r,
+    }
+}
+
+async fn config_one(ctx: &ApiCtx, key: &str) -> Response<Body> {
+    match ask(ctx, |reply| Command::GetConfig { reply }).await {
+        Ok(entries) => match entries.into_iter().find(|e| e.key == key) {
+            Some(e) => http::json(StatusCode::OK, &e),
+            None => http::error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("no config key {key:?}"),
+            ),
+        },
+        Err(r) => r,
+    }
+}
+
+async fn config_set(req: Request<Incoming>, ctx: &ApiCtx, key: String) -> Response<Body> {
+    if let Some(r) = shutting_down(ctx) {
+        return r;
+    }
+    let body = match body_of(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let value = match String::from_utf8(body.to_vec()) {
+        Ok(v) => v,
+        Err(_) => {
+            return http::error(
+                StatusCode::BAD_REQUEST,
+                "invalid_utf8",
+                "the value must be UTF-8 text",
+            );
+        }
+    };
+    match ask(ctx, |reply| Command::SetConfig { key, value, reply }).await {
+        Ok(Ok(id)) => http::json(StatusCode::ACCEPTED, &Accepted { id: id.to_string() }),
+        Ok(Err(e)) => publish_error(&e),
+        Err(r) => r,
+    }
+}
+
+async fn config_delete(ctx: &ApiCtx, key: String) -> Response<Body> {
+    if let Some(r) = shutting_down(ctx) {
+        return r;
+    }
+    match ask(ctx, |reply| Command::DeleteConfig { key, reply }).await {
+        Ok(Ok(id)) => http::json(StatusCode::ACCEPTED, &Accepted { id: id.to_string() }),
+        Ok(Err(e)) => publish_error(&e),
+        Err(r) => r,
+    }
+}
+
+/// Decodes `%XX` escapes; `None` if malformed or not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn keys_in_paths_are_percent_decoded() {
+        assert_eq!(
+            percent_decode("feature%20flag").as_deref(),
+            Some("feature flag")
+        );
+        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
+        assert_eq!(percent_decode("bad%2"), None);
+        assert_eq!(percent_decode("%ff"), None);
+    }
+}

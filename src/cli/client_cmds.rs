@@ -1,0 +1,183 @@
+//! The client commands: `publish`, `config`, `peers`, `status`. Each talks
+//! to the local API of a running sidecar.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Subcommand};
+use hyper::Method;
+
+use crate::client::{ApiClient, ClientError, encode_key};
+use crate::sidecar::commands::{ConfigEntry, PeerInfo};
+
+#[derive(Debug, Args, Clone)]
+pub struct ApiArgs {
+    /// The sidecar's local API
+    #[arg(long, env = "HEARSAY_API_ADDR", default_value = "127.0.0.1:7070")]
+    pub api_addr: SocketAddr,
+    /// Bearer token, if the API requires one
+    #[arg(long, env = "HEARSAY_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+}
+
+impl ApiArgs {
+    fn client(&self) -> ApiClient {
+        ApiClient::new(self.api_addr, self.api_token.clone())
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// The cache to invalidate in
+    #[arg(long)]
+    pub cache: String,
+    /// A key to drop (repeat for more)
+    #[arg(long = "key")]
+    pub keys: Vec<String>,
+    /// Drop every key with this prefix (repeat for more)
+    #[arg(long = "prefix")]
+    pub prefixes: Vec<String>,
+    /// Drop every entry with this tag (repeat for more)
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Drop the whole cache
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(subcommand)]
+    pub action: ConfigAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print one value, or all with their versions
+    Get {
+        key: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a value across the cluster (last writer wins)
+    Set { key: String, value: String },
+    /// Delete a value across the cluster
+    Delete { key: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn publish(a: &PublishArgs) -> Result<(), ClientError> {
+    let body = serde_json::json!({
+        "cache": a.cache,
+        "keys": a.keys,
+        "prefixes": a.prefixes,
+        "tags": a.tags,
+        "all": a.all,
+    });
+    let id = a.api.client().invalidate(&body).await?;
+    println!("published {id}");
+    Ok(())
+}
+
+pub async fn config(a: &ConfigArgs) -> Result<(), ClientError> {
+    let c = a.api.client();
+    match &a.action {
+        ConfigAction::Get { key: None, json } => {
+            let entries: Vec<ConfigEntry> = c.json(Method::GET, "/v1/config", None).await?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&entries).unwrap_or_default()
+                );
+            } else if entries.is_empty() {
+                println!("(no config values)");
+            } else {
+                for e in entries {
+                    println!(
+                        "{} = {}    (version {}, written {})",
+                        e.key, e.value, e.version, e.written_at
+                    );
+                }
+            }
+        }
+        ConfigAction::Get { key: Some(k), json } => {
+            let e: ConfigEntry = c
+                .json(Method::GET, &format!("/v1/config/{}", encode_key(k)), None)
+                .await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
+            } else {
+                println!("{}", e.value);
+            }
+        }
+        ConfigAction::Set { key, value } => {
+            c.call(
+                Method::PUT,
+                &format!("/v1/config/{}", encode_key(key)),
+                Some(value.clone().into_bytes()),
+            )
+            .await?;
+            println!("set {key}");
+        }
+        ConfigAction::Delete { key } => {
+            c.call(
+                Method::DELETE,
+                &format!("/v1/config/{}", encode_key(key)),
+                None,
+            )
+            .await?;
+            println!("deleted {key}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn peers(a: &ListArgs) -> Result<(), ClientError> {
+    let peers: Vec<PeerInfo> = a.api.client().json(Method::GET, "/v1/peers", None).await?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&peers).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    if peers.is_empty() {
+        println!("(no peers)");
+        return Ok(());
+    }
+    println!("{:<28} {:<24} {:<11} LINK", "NAME", "ADDRESS", "STATE");
+    for p in peers {
+        println!(
+            "{:<28} {:<24} {:<11} {}",
+            p.name,
+            p.address,
+            p.state,
+            p.link.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
+}
+
+pub async fn status(a: &ListArgs) -> Result<(), ClientError> {
+    let v: serde_json::Value = a.api.client().json(Method::GET, "/v1/status", None).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else if let Some(map) = v.as_object() {
+        for (k, v) in map {
+            println!("{k:<16} {v}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! A cluster of real `hearsay run` processes on 127.0.0.1, for the demo and
+//! the integration tests. Every node binds port 0 and reports its addresses
+//! in a ready file; the cluster then writes a peers file that every node
+//! watches (static discovery), so no port is ever guessed in advance.
+//! Children are killed when the cluster is dropped.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use hyper::Method;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::Deserialize;
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+use crate::client::ApiClient;
+use crate::sidecar::commands::PeerInfo;
+
+/// What a node wrote to its ready file.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ReadyInfo {
+    pub node: String,
+    pub pid: u32,
+    pub peer_id: String,
+    pub origin: String,
+    pub gossip: SocketAddr,
+    pub api: SocketAddr,
+    pub metrics: SocketAddr,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// The `hearsay` binary to run.
+    pub binary: PathBuf,
+    /// Working directory: key, peers file, ready files, logs.
+    pub dir: PathBuf,
+    /// The gossip key every node shares; `None` runs with `--insecure`.
+    pub key: Option<Vec<u8>>,
+    /// More `hearsay run` arguments for every node.
+    pub extra_args: Vec<String>,
+    /// How long a node may take to start.
+    pub start_timeout: Duration,
+}
+
+pub struct NodeProc {
+    child: Child,
+    pub ready: ReadyInfo,
+    pub log: PathBuf,
+    pub webhook_url: String,
+}
+
+pub struct LocalCluster {
+    opts: ClusterOptions,
+    nodes: Vec<Option<NodeProc>>,
+    /// Gossip addresses listed in the peers file, by node.
+    listed: Vec<Option<SocketAddr>>,
+    /// Each node's webhook, kept for restarts.
+    webhooks: Vec<String>,
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The last lines of a log, for error messages.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl LocalCluster {
+    /// An empty cluster; add nodes with [`LocalCluster::add_node`].
+    pub fn new(opts: ClusterOptions) -> anyhow::Result<LocalCluster> {
+        std::fs::create_dir_all(&opts.dir)
+            .with_context(|| format!("cannot create {}", opts.dir.display()))?;
+        if let Some(key) = &opts.key {
+            write_atomically(&opts.dir.join("key"), key)?;
+        }
+        write_atomically(&opts.dir.join("peers"), b"")?;
+        Ok(LocalCluster {
+            opts,
+            nodes: Vec::new(),
+            listed: Vec::new(),
+            webhooks: Vec::new(),
+        })
+    }
+
+    /// Starts one node per webhook URL, then waits until every node lists
+    /// every other as a peer.
+    pub async fn start(
+        opts: ClusterOptions,
+        webhook_urls: &[String],
+    ) -> anyhow::Result<LocalCluster> {
+        let mut c = LocalCluster::new(opts)?;
+        for url in webhook_urls {
+            c.spawn(url.clone(), &[]).await?;
+        }
+        c.publish_peers()?;
+        c.wait_all_see_all(c.opts.start_timeout).await?;
+        Ok(c)
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.opts.dir
+    }
+
+    pub fn node(&self, i: usize) -> Option<&NodeProc> {
+        self.nodes.get(i).and_then(Option::as_ref)
+    }
+
+    pub fn api(&self, i: usize) -> ApiClient {
+        let n = self.node(i).expect("node is running");
+        ApiClient::new(n.ready.api, None)
+    }
+
+    /// Starts a new node (with extra arguments) and adds it to the peers
+    /// file. Returns its index.
+    pub async fn add_node(
+        &mut self,
+        webhook_url: String,
+        extra: &[String],
+    ) -> anyhow::Result<usize> {
+        let i = self.spawn(webhook_url, extra).await?;
+        self.publish_peers()?;
+        Ok(i)
+    }
+
+    async fn spawn(&mut self, webhook_url: String, extra: &[String]) -> anyhow::Result<usize> {
+        let i = self.nodes.len();
+        let proc = self.launch(i, webhook_url.clone(), extra).await?;
+        self.listed.push(Some(proc.ready.gossip));
+        self.nodes.push(Some(proc));
+        self.webhooks.push(webhook_url);
+        Ok(i)
+    }
+
+    async fn launch(
+        &self,
+        i: usize,
+        webhook_url: String,
+        extra: &[String],
+    ) -> anyhow::Result<NodeProc> {
+        let dir = &self.opts.dir;
+        let ready_path = dir.join(format!("node-{i}.json"));
+        let _ = std::fs::remove_file(&ready_path);
+        let log = dir.join(format!("node-{i}.log"));
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("cannot open {}", log.display()))?;
+        let mut cmd = Command::new(&self.opts.binary);
+        cmd.env_clear()
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .arg("run")
+            .args(["--node-name", &format!("node-{i}")])
+            .args(["--gossip-addr", "127.0.0.1:0"])
+            .args(["--api-addr", "127.0.0.1:0"])
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(["--webhook-url", &webhook_url])
+            .arg("--peers-file")
+            .arg(dir.join("peers"))
+            .arg("--ready-file")
+            .arg(&ready_path);
+        match &self.opts.key {
+            Some(_) => {
+                cmd.arg("--gossip-key-file").arg(dir.join("key"));
+            }
+            None => {
+                cmd.arg("--insecure");
+            }
+        }
+        cmd.args(&self.opts.extra_args)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file))
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.opts.binary.display()))?;
+        let deadline = Instant::now() + self.opts.start_timeout;
+        let ready = loop {
+            if let Ok(bytes) = std::fs::read(&ready_path)
+                && let Ok(r) = serde_json::from_slice::<ReadyInfo>(&bytes)
+            {
+                break r;
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "node {i} exited with {status} before it was ready:\n{}",
+                    log_tail(&log, 20)
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "node {i} was not ready within {:?}:\n{}",
+                    self.opts.start_timeout,
+                    log_tail(&log, 20)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        Ok(NodeProc {
+            child,
+            ready,
+            log,
+            webhook_url,
+        })
+    }
+
+    /// Writes every listed node's gossip address into the peers file.
+    pub fn publish_peers(&self) -> anyhow::Result<()> {
+        let text: String = self
+            .listed
+            .iter()
+            .flatten()
+            .map(|a| format!("{a}\n"))
+            .collect();
+        write_atomically(&self.opts.dir.join("peers"), text.as_bytes())?;
+        Ok(())
+    }
+
+    /// Takes a node out of the peers file (as Kubernetes would once its pod
+    /// is gone).
+    pub fn unlist(&mut self, i: usize) -> anyhow::Result<()> {
+        self.listed[i] = None;
+        self.publish_peers()
+    }
+
+    pub async fn peers_of(&self, i: usize) -> anyhow::Result<Vec<PeerInfo>> {
+        Ok(self.api(i).json(Method::GET, "/v1/peers", None).await?)
+    }
+
+    /// Waits until every running node lists every other running node.
+    pub async fn wait_all_see_all(&self, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        let want = self.nodes.iter().flatten().count() - 1;
+        for i in 0..self.nodes.len() {
+            if self.node(i).is_none() {
+                continue;
+            }
+            loop {
+                let n = self.peers_of(i).await.map(|p| p.len()).unwrap_or(0);
+                if n >= want {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("node {i} sees {n} peers, not {want}, after {within:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The node's `/metrics` text.
+    pub async fn scrape(&self, i: usize) -> anyhow::Result<String> {
+        let n = self.node(i).context("node is not running")?;
+        let bytes = ApiClient::new(n.ready.metrics, None)
+            .call(Method::GET, "/metrics", None)
+            .await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// One sample's value from the node's metrics (0 if absent).
+    pub async fn metric(&self, i: usize, series: &str) -> anyhow::Result<f64> {
+        let text = self.scrape(i).await?;
+        Ok(text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0))
+    }
+
+    fn signal(&self, i: usize, sig: Signal) -> anyhow::Result<()> {
+        let n = self.node(i).context("node is not running")?;
+        let pid = Pid::from_raw(i32::try_from(n.ready.pid)?);
+        kill(pid, sig).with_context(|| format!("cannot send {sig} to node {i}"))?;
+        Ok(())
+    }
+
+    /// SIGKILL: the node dies with everything it held.
+    pub async fn kill9(&mut self, i: usize) -> anyhow::Result<()> {
+        self.signal(i, Signal::SIGKILL)?;
+        if let Some(mut n) = self.nodes[i].take() {
+            let _ = n.child.wait().await;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then the exit status (or an error if it takes too long).
+    pub async fn terminate(&mut self, i: usize, within: Duration) -> anyhow::Result<ExitStatus> {
+        self.signal(i, Signal::SIGTERM)?;
+        let mut n = self.nodes[i].take().context("node is not running")?;
+        match tokio::time::timeout(within, n.child.wait()).await {
+            Ok(status) => Ok(status?),
+            Err(_) => {
+                let _ = n.child.start_kill();
+                bail!(
+                    "node {i} did not exit within {within:?} of SIGTERM:\n{}",
+                    log_tail(&n.log, 20)
+                )
+            }
+        }
+    }
+
+    /// Starts a stopped node again: a new process, new ports, same webhook.
+    pub async fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        if self.node(i).is_some() {
+            bail!("node {i} is still running");
+        }
+        let url = self.webhooks[i].clone();
+        let proc = self.launch(i, url, &[]).await?;
+        self.listed[i] = Some(proc.ready.gossip);
+        self.nodes[i] = Some(proc);
+        self.publish_peers()
+    }
+
+    /// SIGTERM to every node; waits up to `within` for each.
+    pub async fn shutdown(mut self, within: Duration) {
+        for i in 0..self.nodes.len() {
+            if self.node(i).is_some() {
+                let _ = self.signal(i, Signal::SIGTERM);
+            }
+        }
+        for n in self.nodes.iter_mut().flatten() {
+            if tokio::time::timeout(within, n.child.wait()).await.is_err() {
+                let _ = n.child.start_kill();
+            }
+        }
+    }
+}

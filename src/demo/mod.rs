@@ -1,0 +1,316 @@
+//! `hearsay demo`: a whole local cluster on 127.0.0.1. It starts N sidecars
+//! as child processes of this binary, each delivering to a receiver in this
+//! process (so publish and receipt are timed on one clock), publishes a
+//! stream of invalidations and config writes at random nodes, and reports
+//! who received what and how fast.
+
+pub mod cluster;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use hyper::Method;
+use rand::RngExt;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::client::encode_key;
+use crate::receiver::Receiver;
+use cluster::{ClusterOptions, LocalCluster};
+
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Sidecars to start
+    #[arg(long, default_value_t = 5)]
+    pub nodes: usize,
+    /// Events to publish (every tenth is a config write, up to 100)
+    #[arg(long, default_value_t = 200)]
+    pub events: usize,
+    /// Publishes per second, at random nodes
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// Print one JSON object instead of progress and a summary
+    #[arg(long)]
+    pub json: bool,
+    /// Leave the cluster running after the summary, until Ctrl-C
+    #[arg(long)]
+    pub keep_running: bool,
+    /// The hearsay binary to start (default: this one)
+    #[arg(long, hide = true)]
+    pub binary: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DemoReport {
+    pub nodes: usize,
+    pub events: usize,
+    pub invalidations: usize,
+    pub config_writes: usize,
+    /// Every event at every node but its origin.
+    pub deliveries_expected: usize,
+    pub deliveries: usize,
+    pub duplicates: usize,
+    /// Events that reached their own origin's app (not asked for).
+    pub unexpected: usize,
+    pub time_to_all_p50_ms: f64,
+    pub time_to_all_p99_ms: f64,
+    pub delivery_p50_ms: f64,
+    pub delivery_p99_ms: f64,
+    pub config_converged: bool,
+    pub wall_seconds: f64,
+}
+
+struct Published {
+    origin: usize,
+    sent: Instant,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    (sorted[rank - 1] * 1000.0).round() / 1000.0
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
+    anyhow::ensure!(args.nodes >= 2, "--nodes must be at least 2");
+    anyhow::ensure!(args.rate > 0.0, "--rate must be positive");
+    let started = Instant::now();
+    let say = |msg: &str| {
+        if !args.json {
+            eprintln!("{msg}");
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("hearsay-demo-{}", std::process::id()));
+    let mut receivers = Vec::new();
+    for _ in 0..args.nodes {
+        receivers.push(Receiver::start(SocketAddr::from(([127, 0, 0, 1], 0)), false).await?);
+    }
+    let urls: Vec<String> = receivers.iter().map(Receiver::url).collect();
+    let key: String = {
+        let mut rng = rand::rng();
+        (0..32)
+            .map(|_| format!("{:02x}", rng.random::<u8>()))
+            .collect()
+    };
+    let binary = match &args.binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().context("cannot find this binary")?,
+    };
+    say(&format!(
+        "starting {} sidecars (logs and files in {})",
+        args.nodes,
+        dir.display()
+    ));
+    let cluster = LocalCluster::start(
+        ClusterOptions {
+            binary,
+            dir: dir.clone(),
+            key: Some(key.into_bytes()),
+            extra_args: Vec::new(),
+            start_timeout: Duration::from_secs(20),
+        },
+        &urls,
+    )
+    .await?;
+    say("every sidecar sees every other; publishing");
+
+    let outcome = tokio::select! {
+        r = exercise(&args, &cluster, &receivers) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    let report = match outcome {
+        Ok(mut report) => {
+            report.wall_seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
+            report
+        }
+        Err(e) => {
+            cluster.shutdown(Duration::from_secs(5)).await;
+            return Err(e);
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_summary(&report, &cluster);
+    }
+    if args.keep_running {
+        eprintln!("\nthe cluster keeps running; Ctrl-C stops it");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    cluster.shutdown(Duration::from_secs(10)).await;
+    for r in receivers {
+        r.stop().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(report)
+}
+
+/// Publishes, waits for the deliveries, measures.
+async fn exercise(
+    args: &DemoArgs,
+    cluster: &LocalCluster,
+    receivers: &[Receiver],
+) -> anyhow::Result<DemoReport> {
+    let n = args.nodes;
+    let mut published: HashMap<String, Published> = HashMap::new();
+    let mut config_writes = 0;
+    let mut rng = rand::rng();
+    let t0 = Instant::now();
+    let mut last_progress = Instant::now();
+    for k in 0..args.events {
+        tokio::time::sleep_until(t0 + Duration::from_secs_f64(k as f64 / args.rate)).await;
+        let origin = rng.random_range(0..n);
+        let api = cluster.api(origin);
+        let sent = Instant::now();
+        let id = if k % 10 == 9 && config_writes < 100 {
+            config_writes += 1;
+            let key = format!("demo.setting-{k}");
+            #[derive(serde::Deserialize)]
+            struct Accepted {
+                id: String,
+            }
+            let a: Accepted = api
+                .json(
+                    Method::PUT,
+                    &format!("/v1/config/{}", encode_key(&key)),
+                    Some(format!("value-{k}").into_bytes()),
+                )
+                .await?;
+            a.id
+        } else {
+            api.invalidate(&serde_json::json!({
+                "cache": format!("cache-{}", k % 4),
+                "keys": [format!("key-{k}")],
+            }))
+            .await?
+        };
+        published.insert(id, Published { origin, sent });
+        if !args.json && last_progress.elapsed() >= Duration::from_secs(1) {
+            last_progress = Instant::now();
+            let got: usize = receivers.iter().map(|r| r.events().len()).sum();
+            eprintln!(
+                "  published {}/{}, deliveries {}/{}",
+                k + 1,
+                args.events,
+                got,
+                (k + 1) * (n - 1)
+            );
+        }
+    }
+    let expected = published.len() * (n - 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got: usize = receivers.iter().map(|r| r.events().len()).sum();
+        if got >= expected || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut deliveries = 0;
+    let mut duplicates = 0;
+    let mut unexpected = 0;
+    let mut per_delivery = Vec::new();
+    let mut last_at: HashMap<&str, (usize, Instant)> = HashMap::new();
+    for (node, r) in receivers.iter().enumerate() {
+        let mut seen = std::collections::HashSet::new();
+        for e in r.events() {
+            let Some(p) = published.get(&e.id) else {
+                continue;
+            };
+            if !seen.insert(e.id.clone()) {
+                duplicates += 1;
+                continue;
+            }
+            if p.origin == node {
+                unexpected += 1;
+                continue;
+            }
+            deliveries += 1;
+            per_delivery.push(e.at.duration_since(p.sent).as_secs_f64() * 1000.0);
+            let (id, _) = published.get_key_value(&e.id).expect("present");
+            let entry = last_at.entry(id.as_str()).or_insert((0, e.at));
+            entry.0 += 1;
+            entry.1 = entry.1.max(e.at);
+        }
+    }
+    let mut time_to_all: Vec<f64> = last_at
+        .iter()
+        .filter(|(_, (count, _))| *count == n - 1)
+        .map(|(id, (_, at))| at.duration_since(published[*id].sent).as_secs_f64() * 1000.0)
+        .collect();
+    time_to_all.sort_by(f64::total_cmp);
+    per_delivery.sort_by(f64::total_cmp);
+
+    let mut configs = Vec::new();
+    for i in 0..n {
+        let entries: Vec<crate::sidecar::commands::ConfigEntry> =
+            cluster.api(i).json(Method::GET, "/v1/config", None).await?;
+        configs.push(entries);
+    }
+    let config_converged =
+        configs.iter().all(|c| c == &configs[0]) && configs[0].len() == config_writes;
+
+    Ok(DemoReport {
+        nodes: n,
+        events: published.len(),
+        invalidations: published.len() - config_writes,
+        config_writes,
+        deliveries_expected: expected,
+        deliveries,
+        duplicates,
+        unexpected,
+        time_to_all_p50_ms: percentile(&time_to_all, 0.50),
+        time_to_all_p99_ms: percentile(&time_to_all, 0.99),
+        delivery_p50_ms: percentile(&per_delivery, 0.50),
+        delivery_p99_ms: percentile(&per_delivery, 0.99),
+        config_converged,
+        wall_seconds: 0.0,
+    })
+}
+
+fn print_summary(r: &DemoReport, cluster: &LocalCluster) {
+    println!();
+    println!("hearsay demo: {} sidecars on 127.0.0.1", r.nodes);
+    println!(
+        "  events published        {} ({} invalidations, {} config writes)",
+        r.events, r.invalidations, r.config_writes
+    );
+    println!("  deliveries expected     {}", r.deliveries_expected);
+    println!("  deliveries              {}", r.deliveries);
+    println!("  duplicates              {}", r.duplicates);
+    println!(
+        "  time to all p50 / p99   {} ms / {} ms",
+        r.time_to_all_p50_ms, r.time_to_all_p99_ms
+    );
+    println!(
+        "  one delivery p50 / p99  {} ms / {} ms",
+        r.delivery_p50_ms, r.delivery_p99_ms
+    );
+    println!(
+        "  config converged        {}",
+        if r.config_converged {
+            "yes, identical on every node"
+        } else {
+            "NO"
+        }
+    );
+    println!("\n  node      api                     metrics");
+    for i in 0..cluster.len() {
+        if let Some(n) = cluster.node(i) {
+            println!(
+                "  node-{i:<4} http://{:<16}  http://{}/metrics",
+                n.ready.api, n.ready.metrics
+            );
+        }
+    }
+    println!(
+        "  (with --keep-running: hearsay peers --api-addr <api>, hearsay publish --api-addr <api> --cache c --key k)"
+    );
+}

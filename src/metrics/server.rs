@@ -1,0 +1,68 @@
+//! The metrics and probes listener: `/metrics` (Prometheus text format),
+//! `/healthz` (the process is serving) and `/readyz` (listeners up and
+//! discovery has produced its first peer set).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode, header};
+
+use super::Metrics;
+use crate::http::{self, Body};
+
+/// What `/readyz` reports on.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    pub listeners_up: AtomicBool,
+    pub discovery_ready: AtomicBool,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.listeners_up.load(Ordering::Relaxed) && self.discovery_ready.load(Ordering::Relaxed)
+    }
+}
+
+pub async fn handle(
+    req: Request<Incoming>,
+    metrics: Arc<Metrics>,
+    ready: Arc<Readiness>,
+) -> Response<Body> {
+    if req.method() != Method::GET {
+        return http::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "use GET",
+        );
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            metrics.ready.set(i64::from(ready.is_ready()));
+            let mut resp = http::text(StatusCode::OK, metrics.render());
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
+        "/healthz" => http::text(StatusCode::OK, "ok\n"),
+        "/readyz" => {
+            if ready.is_ready() {
+                http::text(StatusCode::OK, "ready\n")
+            } else if !ready.listeners_up.load(Ordering::Relaxed) {
+                http::text(StatusCode::SERVICE_UNAVAILABLE, "listeners starting\n")
+            } else {
+                http::text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "waiting for discovery's first peer set\n",
+                )
+            }
+        }
+        _ => http::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "try /metrics, /healthz or /readyz",
+        ),
+    }
+}

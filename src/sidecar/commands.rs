@@ -1,0 +1,108 @@
+//! What the rest of the sidecar asks of the owner task, and the answers.
+//! Everything crosses a bounded channel; replies come back on oneshots.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::gossip::app_queue::AppMessage;
+use crate::gossip::{EventId, Invalidation, PublishError};
+
+pub enum Command {
+    Publish {
+        inv: Invalidation,
+        reply: oneshot::Sender<Result<EventId, PublishError>>,
+    },
+    SetConfig {
+        key: String,
+        value: String,
+        reply: oneshot::Sender<Result<EventId, PublishError>>,
+    },
+    DeleteConfig {
+        key: String,
+        reply: oneshot::Sender<Result<EventId, PublishError>>,
+    },
+    GetConfig {
+        reply: oneshot::Sender<Vec<ConfigEntry>>,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerInfo>>,
+    },
+    Status {
+        reply: oneshot::Sender<Status>,
+    },
+    /// From the delivery worker: what to send the app next.
+    NextBatch {
+        reply: oneshot::Sender<BatchAnswer>,
+    },
+    /// From the delivery worker: how the last batch went.
+    BatchDone(BatchOutcome),
+}
+
+#[derive(Debug)]
+pub enum BatchAnswer {
+    Batch(Vec<AppMessage>),
+    /// The app request rate limit: ask again after this.
+    Wait(Duration),
+    /// Nothing pending: wait for the notification.
+    Empty,
+    /// Shutting down and nothing is left: stop.
+    Done,
+}
+
+#[derive(Debug)]
+pub enum BatchOutcome {
+    /// 2xx: delivered.
+    Acknowledged(Vec<AppMessage>),
+    /// Retryable failure (connect error, timeout, 429, 5xx): back to the
+    /// front of the queue.
+    Retry(Vec<AppMessage>),
+    /// Retryable failure, and the retry budget is spent: the batch and
+    /// everything pending become a flush.
+    GiveUp(Vec<AppMessage>),
+    /// 4xx other than 429: the app refuses these for good.
+    Rejected(Vec<AppMessage>),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub key: String,
+    pub value: String,
+    /// `<hybrid logical clock>-<origin>`; higher wins.
+    pub version: String,
+    /// When the version was written (from its clock).
+    pub written_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    /// The outbound connection: `up`, `connecting`, `down`, or `idle` when
+    /// nothing has been sent to this peer lately.
+    pub state: String,
+    /// Place in the broadcast tree (in tree mode): `eager`, `lazy`, or none.
+    pub link: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    pub node: String,
+    pub peer_id: String,
+    pub origin: String,
+    pub uptime_seconds: f64,
+    /// `direct` (push to every peer) or `tree`.
+    pub mode: String,
+    pub members: usize,
+    pub connected: usize,
+    pub published: u64,
+    pub received: u64,
+    pub delivered: u64,
+    pub acknowledged: u64,
+    pub delivery_queue: usize,
+    pub config_keys: usize,
+    pub origins: usize,
+    pub shutting_down: bool,
+}

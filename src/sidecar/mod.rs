@@ -1,0 +1,255 @@
+//! `hearsay run`: builds the sidecar from its settings, runs it, and drains
+//! it on SIGTERM (Kubernetes sends this) or SIGINT.
+//!
+//! The tasks: the owner ([`owner`]) holds all protocol state; the gossip
+//! listener feeds it frames; discovery feeds it peer sets; the local API and
+//! the webhook worker send it commands; the metrics listener reads shared
+//! metrics. Everything between them is a bounded channel.
+
+pub mod clock;
+pub mod commands;
+pub mod owner;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use anyhow::Context;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::api::{self, ApiCtx};
+use crate::delivery::webhook::{self, WebhookConfig};
+use crate::discovery::static_peers::{self, StaticDiscovery};
+use crate::gossip::app_queue::AppQueue;
+use crate::gossip::{Node, Origin, PeerId, PeerSet};
+use crate::http::{self, ServerLimits};
+use crate::metrics::Metrics;
+use crate::metrics::server::{self as metrics_server, Readiness};
+use crate::settings::{DiscoveryMode, Settings};
+use crate::transport::Transport;
+use crate::transport::keyring::{Keyring, SharedKeyring};
+use crate::transport::listener::{self, ListenerCtx};
+use crate::transport::writer::WriterCtx;
+use clock::Clock;
+use owner::Owner;
+
+/// What `--ready-file` receives once every listener is up.
+#[derive(Serialize)]
+struct ReadyFile<'a> {
+    node: &'a str,
+    pid: u32,
+    peer_id: String,
+    origin: String,
+    gossip: SocketAddr,
+    advertise: SocketAddr,
+    api: SocketAddr,
+    metrics: SocketAddr,
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {addr}"))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; stop with SIGINT");
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}
+
+/// Runs the sidecar until a signal, then drains and returns.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Arc::new(Readiness::default());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (metrics_stop_tx, metrics_stop_rx) = watch::channel(false);
+
+    let gossip_listener = bind(settings.gossip_addr, "gossip").await?;
+    let api_listener = bind(settings.api_addr, "the local API").await?;
+    let metrics_listener = bind(settings.metrics_addr, "metrics").await?;
+    let gossip_addr = gossip_listener.local_addr()?;
+    let api_addr = api_listener.local_addr()?;
+    let metrics_addr = metrics_listener.local_addr()?;
+
+    let me_addr = match settings.discovery {
+        DiscoveryMode::Static => {
+            static_peers::find_self(&settings.peers, gossip_addr, settings.advertise_addr).await?
+        }
+    };
+    let me = PeerId::from_name(&me_addr.to_string());
+    let keys = SharedKeyring::new(Keyring::load(&settings.keys).context("loading the gossip key")?);
+    if keys.current().is_insecure() {
+        tracing::warn!(
+            "running without a gossip key (--insecure): anyone who reaches the gossip port can inject events"
+        );
+    }
+    // A zero origin would print like "no origin"; any other value will do.
+    let origin = Origin(rand::random::<u64>().max(1));
+    let clock = Clock::new();
+    let node = Node::new(
+        Arc::new(settings.node.clone()),
+        me,
+        origin,
+        clock.now(),
+        rand::random(),
+    );
+    let queue = AppQueue::new(settings.app_queue.clone(), clock.now());
+    let transport = Transport::new(Arc::new(WriterCtx {
+        me,
+        origin,
+        keys: keys.clone(),
+        frame_seq: AtomicU64::new(0),
+        max_frame: settings.max_frame_bytes,
+        metrics: metrics.clone(),
+    }));
+    let (members_tx, members_rx) = watch::channel(Arc::new(PeerSet::default()));
+    let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+    let (frames_tx, frames_rx) = mpsc::channel(1024);
+    let notify = Arc::new(Notify::new());
+    let shutting_down = Arc::new(AtomicBool::new(false));
+
+    let owner = Owner::new(
+        node,
+        queue,
+        transport,
+        clock,
+        metrics.clone(),
+        notify.clone(),
+        settings.node_name.clone(),
+    );
+    let owner_task = tokio::spawn(owner::run(
+        owner,
+        cmd_rx,
+        frames_rx,
+        members_rx.clone(),
+        shutdown_rx.clone(),
+        settings.shutdown_grace,
+    ));
+    tokio::spawn(listener::run(
+        gossip_listener,
+        Arc::new(ListenerCtx {
+            me,
+            keys: keys.clone(),
+            max_frame: settings.max_frame_bytes,
+            members: members_rx.clone(),
+            allow_unknown_peers: settings.allow_unknown_peers,
+            metrics: metrics.clone(),
+        }),
+        frames_tx,
+        shutdown_rx.clone(),
+    ));
+    match settings.discovery {
+        DiscoveryMode::Static => {
+            tokio::spawn(static_peers::run(
+                StaticDiscovery {
+                    entries: settings.peers.clone(),
+                    file: settings.peers_file.clone(),
+                    me: me_addr,
+                },
+                members_tx,
+                readiness.clone(),
+                metrics.clone(),
+                shutdown_rx.clone(),
+            ));
+        }
+    }
+    let api_ctx = Arc::new(ApiCtx {
+        cmd_tx: cmd_tx.clone(),
+        token: settings.api_token.clone(),
+        shutting_down: shutting_down.clone(),
+    });
+    let api_task = tokio::spawn(http::serve(
+        api_listener,
+        move |req| api::handle(req, api_ctx.clone()),
+        ServerLimits::default(),
+        shutdown_rx.clone(),
+        settings.shutdown_grace,
+    ));
+    let (m, r) = (metrics.clone(), readiness.clone());
+    let metrics_task = tokio::spawn(http::serve(
+        metrics_listener,
+        move |req| metrics_server::handle(req, m.clone(), r.clone()),
+        ServerLimits {
+            max_connections: 64,
+            ..ServerLimits::default()
+        },
+        metrics_stop_rx,
+        std::time::Duration::from_secs(1),
+    ));
+    let webhook_task = tokio::spawn(webhook::run(
+        WebhookConfig {
+            url: settings.webhook_url.clone(),
+            probe_path: settings.webhook_probe_path.clone(),
+            timeout: settings.webhook_timeout,
+            retry_budget: settings.webhook_retry_budget,
+        },
+        origin,
+        cmd_tx,
+        notify,
+        metrics.clone(),
+        clock,
+    ));
+
+    readiness.listeners_up.store(true, Ordering::Relaxed);
+    if let Some(path) = &settings.ready_file {
+        let ready = ReadyFile {
+            node: &settings.node_name,
+            pid: std::process::id(),
+            peer_id: me.to_string(),
+            origin: origin.to_string(),
+            gossip: gossip_addr,
+            advertise: me_addr,
+            api: api_addr,
+            metrics: metrics_addr,
+        };
+        write_atomically(path, &serde_json::to_vec(&ready)?)
+            .with_context(|| format!("cannot write the ready file {}", path.display()))?;
+    }
+    tracing::info!(
+        node = %settings.node_name,
+        peer_id = %me,
+        %origin,
+        gossip = %gossip_addr,
+        advertise = %me_addr,
+        api = %api_addr,
+        metrics = %metrics_addr,
+        webhook = %settings.webhook_url,
+        "hearsay is running"
+    );
+
+    let signal = wait_for_signal().await;
+    tracing::info!(signal, grace = ?settings.shutdown_grace, "stopping: no new publishes; sending and delivering what is queued");
+    shutting_down.store(true, Ordering::Relaxed);
+    readiness.listeners_up.store(false, Ordering::Relaxed);
+    let _ = shutdown_tx.send(true);
+    let limit = settings.shutdown_grace + std::time::Duration::from_secs(2);
+    if tokio::time::timeout(limit, owner_task).await.is_err() {
+        tracing::warn!("the owner task did not finish within the grace period");
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), api_task).await;
+    webhook_task.abort();
+    let _ = metrics_stop_tx.send(true);
+    let _ = metrics_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}

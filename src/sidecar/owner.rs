@@ -1,0 +1,446 @@
+//! The one task that owns the protocol state: the gossip [`Node`], the app
+//! queue, the transport's writers and the timers. It `select!`s over
+//! shutdown, commands, frames, membership changes and timers, and is the
+//! only place any of that state is touched, so nothing here needs a lock.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+
+use super::clock::{Clock, rfc3339};
+use super::commands::{BatchAnswer, BatchOutcome, Command, ConfigEntry, PeerInfo, Status};
+use crate::gossip::app_queue::{AppQueue, AppQueueStats, FlushCause};
+use crate::gossip::hlc::Hlc;
+use crate::gossip::tree::Link;
+use crate::gossip::{
+    Event, FlushReason, Item, MembershipUpdate, Node, PeerId, PeerSet, Runtime, Stats, Time, Timer,
+};
+use crate::metrics::Metrics;
+use crate::transport::Transport;
+use crate::transport::listener::InboundFrame;
+
+/// How often the core's counters are copied into the metrics.
+const METRICS_EVERY: Duration = Duration::from_millis(250);
+
+pub struct Owner {
+    pub node: Node,
+    pub queue: AppQueue,
+    pub transport: Transport,
+    pub members: Arc<PeerSet>,
+    pub clock: Clock,
+    pub metrics: Arc<Metrics>,
+    pub delivery_notify: Arc<Notify>,
+    pub node_name: String,
+    timers: BTreeMap<(Time, u64), Timer>,
+    timer_seq: u64,
+    prev_stats: Stats,
+    prev_queue: AppQueueStats,
+    batch_in_flight: bool,
+    draining: bool,
+    acknowledged: u64,
+}
+
+/// The owner's effects on the world, for one call into the node.
+struct Effects<'a> {
+    transport: &'a mut Transport,
+    members: &'a PeerSet,
+    queue: &'a mut AppQueue,
+    timers: &'a mut BTreeMap<(Time, u64), Timer>,
+    timer_seq: &'a mut u64,
+    metrics: &'a Metrics,
+    now: Time,
+    notify: &'a Notify,
+}
+
+impl Runtime for Effects<'_> {
+    fn send(&mut self, to: PeerId, items: Vec<Item>) {
+        let addr = self.members.get(to).and_then(|p| p.addr);
+        self.transport.send(to, addr, items);
+    }
+
+    fn deliver(&mut self, event: &Arc<Event>, _hop: u8) {
+        let delay = self.now.since(event.published_at);
+        self.metrics.propagation_delay.observe(delay.as_secs_f64());
+        self.queue.push_event(event.clone());
+        self.notify.notify_one();
+    }
+
+    fn flush(&mut self, cache: Option<&str>, reason: FlushReason) {
+        tracing::warn!(
+            cache = cache.unwrap_or("*"),
+            reason = reason.as_str(),
+            "telling the app to flush"
+        );
+        self.queue.push_flush(cache, FlushCause::Gap);
+        self.notify.notify_one();
+    }
+
+    fn schedule(&mut self, at: Time, timer: Timer) {
+        *self.timer_seq += 1;
+        self.timers.insert((at, *self.timer_seq), timer);
+    }
+}
+
+impl Owner {
+    pub fn new(
+        node: Node,
+        queue: AppQueue,
+        transport: Transport,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+        delivery_notify: Arc<Notify>,
+        node_name: String,
+    ) -> Owner {
+        Owner {
+            node,
+            queue,
+            transport,
+            members: Arc::new(PeerSet::default()),
+            clock,
+            metrics,
+            delivery_notify,
+            node_name,
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            prev_stats: Stats::default(),
+            prev_queue: AppQueueStats::default(),
+            batch_in_flight: false,
+            draining: false,
+            acknowledged: 0,
+        }
+    }
+
+    /// Runs `f` against the node with this owner's effects.
+    fn with_node<T>(&mut self, f: impl FnOnce(&mut Node, Time, &mut Effects<'_>) -> T) -> T {
+        let now = self.clock.now();
+        let mut fx = Effects {
+            transport: &mut self.transport,
+            members: &self.members,
+            queue: &mut self.queue,
+            timers: &mut self.timers,
+            timer_seq: &mut self.timer_seq,
+            metrics: &self.metrics,
+            now,
+            notify: &self.delivery_notify,
+        };
+        f(&mut self.node, now, &mut fx)
+    }
+
+    pub fn start(&mut self) {
+        self.with_node(|n, now, fx| n.start(now, fx));
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        self.timers
+            .keys()
+            .next()
+            .map(|(t, _)| self.clock.instant(*t))
+    }
+
+    fn fire_due_timers(&mut self) {
+        let now = self.clock.now();
+        while let Some((&(at, seq), _)) = self.timers.iter().next() {
+            if at > now {
+                break;
+            }
+            if let Some(timer) = self.timers.remove(&(at, seq)) {
+                self.with_node(|n, now, fx| n.timer(now, timer, fx));
+            }
+        }
+    }
+
+    fn on_frame(&mut self, f: InboundFrame) {
+        self.with_node(|n, now, fx| n.receive(now, f.from, f.origin, f.len, f.items, fx));
+    }
+
+    fn on_membership(&mut self, members: Arc<PeerSet>) {
+        let update = MembershipUpdate::between(&self.members, members.clone());
+        for p in &update.joined {
+            if let Some(peer) = members.get(*p) {
+                tracing::info!(peer = %peer.name, addr = ?peer.addr, "peer joined");
+            }
+        }
+        for p in &update.left {
+            if let Some(peer) = self.members.get(*p) {
+                tracing::info!(peer = %peer.name, "peer left");
+            }
+        }
+        self.members = members;
+        self.transport.retain_members(&self.members);
+        self.with_node(|n, now, fx| n.apply_membership(now, &update, fx));
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Publish { inv, reply } => {
+                let r = self.with_node(|n, now, fx| n.publish(now, inv, fx));
+                if let Err(e) = &r {
+                    self.count_refused(e);
+                }
+                let _ = reply.send(r);
+            }
+            Command::SetConfig { key, value, reply } => {
+                let r = self.with_node(|n, now, fx| n.set_config(now, key, value, fx));
+                if let Err(e) = &r {
+                    self.count_refused(e);
+                }
+                let _ = reply.send(r);
+            }
+            Command::DeleteConfig { key, reply } => {
+                let r = self.with_node(|n, now, fx| n.delete_config(now, key, fx));
+                if let Err(e) = &r {
+                    self.count_refused(e);
+                }
+                let _ = reply.send(r);
+            }
+            Command::GetConfig { reply } => {
+                let _ = reply.send(self.config_entries());
+            }
+            Command::Peers { reply } => {
+                let _ = reply.send(self.peer_infos());
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            Command::NextBatch { reply } => {
+                let answer = if self.batch_in_flight {
+                    // One request in flight per app; a confused worker
+                    // simply waits.
+                    BatchAnswer::Empty
+                } else {
+                    match self.queue.next_batch(self.clock.now()) {
+                        Ok(b) if b.is_empty() && self.draining => BatchAnswer::Done,
+                        Ok(b) if b.is_empty() => BatchAnswer::Empty,
+                        Ok(b) => {
+                            self.batch_in_flight = true;
+                            BatchAnswer::Batch(b)
+                        }
+                        Err(wait) => {
+                            self.metrics
+                                .rate_limited
+                                .with_label_values(&["webhook"])
+                                .inc();
+                            BatchAnswer::Wait(wait)
+                        }
+                    }
+                };
+                let _ = reply.send(answer);
+            }
+            Command::BatchDone(outcome) => {
+                self.batch_in_flight = false;
+                match outcome {
+                    BatchOutcome::Acknowledged(b) => {
+                        let n: usize = b.iter().map(|m| m.event_count()).sum();
+                        self.acknowledged += n as u64;
+                        self.metrics.acknowledged.inc_by(n as u64);
+                    }
+                    BatchOutcome::Retry(b) => self.queue.requeue(b),
+                    BatchOutcome::GiveUp(b) => {
+                        self.queue.requeue(b);
+                        self.queue.give_up();
+                    }
+                    BatchOutcome::Rejected(b) => {
+                        let n: usize = b.iter().map(|m| m.event_count()).sum();
+                        self.metrics.rejected_by_app.inc_by(n as u64);
+                    }
+                }
+                if !self.queue.is_empty() {
+                    self.delivery_notify.notify_one();
+                }
+            }
+        }
+    }
+
+    fn count_refused(&self, e: &crate::gossip::PublishError) {
+        use crate::gossip::{EventError, PublishError};
+        let reason = match e {
+            PublishError::RateLimited { .. } => return, // counted by the core
+            PublishError::Invalid(e) if e.is_size_limit() => "too_large",
+            PublishError::Invalid(EventError::TooManyConfigKeys { .. }) => "too_large",
+            PublishError::Invalid(_) => "invalid",
+        };
+        self.metrics
+            .publish_refused
+            .with_label_values(&[reason])
+            .inc();
+    }
+
+    fn config_entries(&self) -> Vec<ConfigEntry> {
+        self.node
+            .config_live()
+            .map(|(k, r)| ConfigEntry {
+                key: k.to_owned(),
+                value: r.value.clone().unwrap_or_default(),
+                version: format!("{}-{}", r.version.hlc, r.version.origin),
+                written_at: rfc3339(Time::from_millis(Hlc::millis(r.version.hlc))),
+            })
+            .collect()
+    }
+
+    fn peer_infos(&self) -> Vec<PeerInfo> {
+        self.members
+            .peers()
+            .filter(|p| p.id != self.node.id())
+            .map(|p| PeerInfo {
+                id: p.id.to_string(),
+                name: p.name.to_string(),
+                address: p.addr.map(|a| a.to_string()).unwrap_or_default(),
+                state: self
+                    .transport
+                    .state(p.id)
+                    .map_or("idle", |s| s.as_str())
+                    .to_owned(),
+                link: self
+                    .node
+                    .link(p.id)
+                    .filter(|_| !self.node.is_direct_mode())
+                    .map(|l| match l {
+                        Link::Eager => "eager".to_owned(),
+                        Link::Lazy => "lazy".to_owned(),
+                    }),
+            })
+            .collect()
+    }
+
+    fn status(&self) -> Status {
+        let s = self.node.stats();
+        Status {
+            node: self.node_name.clone(),
+            peer_id: self.node.id().to_string(),
+            origin: self.node.origin().to_string(),
+            uptime_seconds: self.clock.now().since(self.node.started()).as_secs_f64(),
+            mode: if self.node.is_direct_mode() {
+                "direct"
+            } else {
+                "tree"
+            }
+            .to_owned(),
+            members: self.members.len(),
+            connected: self.transport.connected(),
+            published: s.published,
+            received: s.events_received,
+            delivered: s.events_delivered,
+            acknowledged: self.acknowledged,
+            delivery_queue: self.queue.len(),
+            config_keys: self.node.config_live().count(),
+            origins: self.node.origins_known(),
+            shutting_down: self.draining,
+        }
+    }
+
+    /// Copies the core's and the queue's counts into the metrics.
+    fn sync_metrics(&mut self) {
+        let m = &self.metrics;
+        m.observe_core(self.node.stats(), &mut self.prev_stats);
+        let q = self.queue.stats().clone();
+        let p = &self.prev_queue;
+        m.delivery_coalesced
+            .inc_by(q.coalesced.saturating_sub(p.coalesced));
+        for (reason, now, before) in [
+            (
+                "cache_overflow",
+                q.flush_cache_overflow,
+                p.flush_cache_overflow,
+            ),
+            (
+                "queue_overflow",
+                q.flush_queue_overflow,
+                p.flush_queue_overflow,
+            ),
+            (
+                "webhook_budget",
+                q.flush_webhook_budget,
+                p.flush_webhook_budget,
+            ),
+        ] {
+            m.flushes
+                .with_label_values(&[reason])
+                .inc_by(now.saturating_sub(before));
+        }
+        self.prev_queue = q;
+        m.delivery_queue_depth.set(self.queue.len() as i64);
+        m.bloom_fill_ratio.set(self.node.bloom().fill_ratio());
+        m.bloom_fp_rate.set(self.node.bloom().estimated_fp_rate());
+        let rotations = self.node.bloom().rotations();
+        m.bloom_rotations
+            .inc_by(rotations.saturating_sub(m.bloom_rotations.get()));
+        m.origins.set(self.node.origins_known() as i64);
+        m.retention_events.set(self.node.retention().len() as i64);
+        m.retention_bytes.set(self.node.retention().bytes() as i64);
+        m.config_keys.set(self.node.config_live().count() as i64);
+        let members = self
+            .members
+            .peers()
+            .filter(|p| p.id != self.node.id())
+            .count();
+        m.peers.with_label_values(&["member"]).set(members as i64);
+        m.peers
+            .with_label_values(&["connected"])
+            .set(self.transport.connected() as i64);
+        m.peers
+            .with_label_values(&["eager"])
+            .set(self.node.eager_peers().len() as i64);
+        m.peers
+            .with_label_values(&["lazy"])
+            .set(self.node.lazy_peers().len() as i64);
+    }
+}
+
+/// Runs the owner until shutdown, then drains: the transport gets `grace` to
+/// send what is queued, and the app gets what is pending until the queue
+/// is empty or `grace` is up.
+pub async fn run(
+    mut owner: Owner,
+    mut cmd_rx: mpsc::Receiver<Command>,
+    mut frames_rx: mpsc::Receiver<InboundFrame>,
+    mut members_rx: watch::Receiver<Arc<PeerSet>>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    owner.start();
+    let mut metrics_tick = tokio::time::interval(METRICS_EVERY);
+    let far = || Instant::now() + Duration::from_secs(3600);
+    loop {
+        let next = owner.next_timer().unwrap_or_else(far);
+        tokio::select! {
+            _ = crate::shutdown::requested(&mut shutdown) => break,
+            Some(cmd) = cmd_rx.recv() => owner.on_command(cmd),
+            Some(frame) = frames_rx.recv() => owner.on_frame(frame),
+            Ok(()) = members_rx.changed() => {
+                let m = members_rx.borrow_and_update().clone();
+                owner.on_membership(m);
+            }
+            _ = sleep_until(next) => owner.fire_due_timers(),
+            _ = metrics_tick.tick() => owner.sync_metrics(),
+        }
+    }
+    tracing::info!(pending = owner.queue.len(), "shutting down: draining");
+    owner.draining = true;
+    owner.delivery_notify.notify_one();
+    let deadline = Instant::now() + grace;
+    let sending = tokio::spawn(owner.transport.close(grace));
+    while !owner.queue.is_empty() || owner.batch_in_flight {
+        tokio::select! {
+            Some(cmd) = cmd_rx.recv() => owner.on_command(cmd),
+            _ = sleep_until(deadline) => break,
+        }
+    }
+    owner.sync_metrics();
+    let _ = sending.await;
+    if !owner.queue.is_empty() {
+        tracing::warn!(
+            pending = owner.queue.len(),
+            "grace period over; undelivered events remain"
+        );
+    }
+    // Tell a waiting delivery worker there is nothing more.
+    owner.delivery_notify.notify_one();
+    while let Ok(cmd) = cmd_rx.try_recv() {
+        if let Command::NextBatch { reply } = cmd {
+            let _ = reply.send(BatchAnswer::Done);
+        }
+    }
+}

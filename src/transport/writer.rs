@@ -1,0 +1,244 @@
+//! One writer task per peer: a persistent outbound connection, fed by a
+//! bounded queue. When it wakes it takes everything queued and sends it as
+//! one frame (split only at the frame size bound). A dead peer only ever
+//! fills its own queue; it never blocks the others.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::frame::seal_frame;
+use super::keyring::SharedKeyring;
+use crate::gossip::codec::{self, HEADER_LEN, TAG_LEN};
+use crate::gossip::{Item, Origin, PeerId};
+use crate::metrics::Metrics;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A connection with nothing to send for this long is closed (its task
+/// ends; the next send opens a new one).
+const IDLE_CLOSE: Duration = Duration::from_secs(120);
+
+/// What every writer shares.
+pub struct WriterCtx {
+    pub me: PeerId,
+    pub origin: Origin,
+    pub keys: SharedKeyring,
+    pub frame_seq: AtomicU64,
+    pub max_frame: usize,
+    pub metrics: Arc<Metrics>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ConnState {
+    Connecting,
+    Up,
+    Down,
+}
+
+impl ConnState {
+    fn from_u8(v: u8) -> ConnState {
+        match v {
+            1 => ConnState::Up,
+            2 => ConnState::Down,
+            _ => ConnState::Connecting,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnState::Connecting => "connecting",
+            ConnState::Up => "up",
+            ConnState::Down => "down",
+        }
+    }
+}
+
+pub struct PeerWriter {
+    tx: mpsc::Sender<Vec<Item>>,
+    state: Arc<AtomicU8>,
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+/// Why a send did not go into a writer's queue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendRefused {
+    QueueFull,
+    Closed,
+}
+
+impl PeerWriter {
+    pub fn spawn(ctx: Arc<WriterCtx>, addr: SocketAddr, capacity: usize) -> PeerWriter {
+        let (tx, rx) = mpsc::channel(capacity);
+        let state = Arc::new(AtomicU8::new(0));
+        let task = tokio::spawn(run(ctx, addr, rx, state.clone()));
+        PeerWriter {
+            tx,
+            state,
+            addr,
+            task,
+        }
+    }
+
+    pub fn try_send(&self, items: Vec<Item>) -> Result<(), SendRefused> {
+        self.tx.try_send(items).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendRefused::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => SendRefused::Closed,
+        })
+    }
+
+    pub fn state(&self) -> ConnState {
+        ConnState::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Stops taking sends; the task sends what is queued, then ends.
+    pub fn close(self) -> JoinHandle<()> {
+        drop(self.tx);
+        self.task
+    }
+}
+
+async fn run(
+    ctx: Arc<WriterCtx>,
+    addr: SocketAddr,
+    mut rx: mpsc::Receiver<Vec<Item>>,
+    state: Arc<AtomicU8>,
+) {
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times();
+    let mut delays = backoff.build();
+    let mut pending: Vec<Item> = Vec::new();
+    let mut buf = Vec::new();
+    loop {
+        if pending.is_empty() {
+            match tokio::time::timeout(IDLE_CLOSE, rx.recv()).await {
+                Ok(Some(items)) => pending = items,
+                Ok(None) | Err(_) => return,
+            }
+        }
+        state.store(0, Ordering::Relaxed);
+        let mut stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
+        {
+            Ok(Ok(s)) => s,
+            result => {
+                let error = match result {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".to_owned(),
+                };
+                ctx.metrics
+                    .connections
+                    .with_label_values(&["out", "failed"])
+                    .inc();
+                state.store(2, Ordering::Relaxed);
+                tracing::debug!(peer = %addr, %error, "connect failed");
+                if rx.is_closed() {
+                    // The peer left the membership: give up what is held.
+                    ctx.metrics
+                        .sends_dropped
+                        .with_label_values(&["write_failed"])
+                        .inc();
+                    return;
+                }
+                let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        ctx.metrics
+            .connections
+            .with_label_values(&["out", "opened"])
+            .inc();
+        state.store(1, Ordering::Relaxed);
+        delays = backoff.build();
+        loop {
+            if pending.is_empty() {
+                match tokio::time::timeout(IDLE_CLOSE, rx.recv()).await {
+                    Ok(Some(items)) => pending = items,
+                    Ok(None) => {
+                        let _ = stream.shutdown().await;
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = stream.shutdown().await;
+                        return;
+                    }
+                }
+            }
+            // Whatever accumulated while the last write was going out.
+            while let Ok(more) = rx.try_recv() {
+                pending.extend(more);
+            }
+            match write_all_frames(&ctx, &mut stream, &pending, &mut buf).await {
+                Ok(()) => pending.clear(),
+                Err(e) => {
+                    tracing::debug!(peer = %addr, error = %e, "write failed; reconnecting");
+                    state.store(2, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Writes `items` as few frames as the frame bound allows.
+async fn write_all_frames(
+    ctx: &WriterCtx,
+    stream: &mut TcpStream,
+    items: &[Item],
+    buf: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let keys = ctx.keys.current();
+    let budget = ctx.max_frame.saturating_sub(HEADER_LEN + TAG_LEN);
+    let mut start = 0;
+    while start < items.len() {
+        let mut size = 0;
+        let mut end = start;
+        while end < items.len() {
+            let len = codec::item_len(&items[end]);
+            if size + len > budget && end > start {
+                break;
+            }
+            size += len;
+            end += 1;
+        }
+        if size > budget {
+            // One item alone exceeds the bound: it cannot go out at all.
+            ctx.metrics
+                .sends_dropped
+                .with_label_values(&["too_large"])
+                .inc();
+            tracing::warn!(
+                bytes = size,
+                max = budget,
+                "item exceeds the frame bound; dropped"
+            );
+            start = end;
+            continue;
+        }
+        let seq = ctx.frame_seq.fetch_add(1, Ordering::Relaxed);
+        seal_frame(ctx.me, ctx.origin, seq, &items[start..end], &keys, buf);
+        stream.write_all(buf).await?;
+        ctx.metrics.frames.with_label_values(&["out"]).inc();
+        ctx.metrics
+            .bytes
+            .with_label_values(&["out"])
+            .inc_by(buf.len() as u64);
+        start = end;
+    }
+    Ok(())
+}
