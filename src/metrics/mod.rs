@@ -382,6 +382,7 @@ impl Metrics {
         for l in ["publish", "inbound", "outbound", "webhook"] {
             m.rate_limited.with_label_values(&[l]);
         }
+        m.discovery_errors.with_label_values(&["static"]);
         m
     }
 

@@ -1,0 +1,165 @@
+//! The command line: client commands against a running sidecar, exit codes,
+//! settings errors, and `hearsay demo`.
+
+mod common;
+
+use std::process::Output;
+
+use common::*;
+
+async fn hearsay(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = tokio::process::Command::new(binary());
+    cmd.env_clear().args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.kill_on_drop(true).output().await.unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_commands_talk_to_a_running_sidecar() {
+    let (c, recv) = cluster("cli-client", 2, &[]).await;
+    let api = c.node(0).unwrap().ready.api.to_string();
+    let out = hearsay(
+        &[
+            "publish",
+            "--api-addr",
+            &api,
+            "--cache",
+            "products",
+            "--key",
+            "42",
+            "--key",
+            "43",
+            "--tag",
+            "t",
+        ],
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout)
+        .trim()
+        .strip_prefix("published ")
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 32);
+    eventually(
+        std::time::Duration::from_secs(10),
+        "published event delivered",
+        || async { count(&recv[1], &id) == 1 },
+    )
+    .await;
+    let got = recv[1].events().into_iter().find(|e| e.id == id).unwrap();
+    assert_eq!(got.data["keys"], serde_json::json!(["42", "43"]));
+    assert_eq!(got.data["tags"], serde_json::json!(["t"]));
+
+    let out = hearsay(&["config", "--api-addr", &api, "set", "color", "blue"], &[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = hearsay(&["config", "get", "color"], &[("HEARSAY_API_ADDR", &api)]).await;
+    assert_eq!(text(&out.stdout).trim(), "blue");
+    let out = hearsay(&["config", "--api-addr", &api, "get"], &[]).await;
+    assert!(text(&out.stdout).starts_with("color = blue"));
+    let out = hearsay(&["config", "--api-addr", &api, "delete", "color"], &[]).await;
+    assert!(out.status.success());
+    let out = hearsay(&["config", "--api-addr", &api, "get", "color"], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("404"));
+
+    let out = hearsay(&["peers", "--api-addr", &api], &[]).await;
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("NAME"), "{stdout}");
+    assert!(stdout.contains(&c.node(1).unwrap().ready.gossip.to_string()));
+    let out = hearsay(&["peers", "--json", "--api-addr", &api], &[]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+
+    let out = hearsay(&["publish", "--api-addr", &api, "--cache", "products"], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("nothing to invalidate"),
+        "{}",
+        text(&out.stderr)
+    );
+    finish(c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_no_sidecar_to_talk_to_fails_clearly() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let out = hearsay(&["peers", "--api-addr", &closed], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot reach the hearsay API"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_setting_exits_64_and_names_it() {
+    let out = hearsay(
+        &["run", "--insecure"],
+        &[("HEARSAY_GOSSIP_ADDR", "not-an-address")],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        text(&out.stderr).contains("HEARSAY_GOSSIP_ADDR"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = hearsay(&["run", "--gossip-addr", "nope"], &[]).await;
+    assert_eq!(out.status.code(), Some(64));
+    assert!(text(&out.stderr).contains("--gossip-addr"));
+    let out = hearsay(&["run"], &[]).await;
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        text(&out.stderr).contains("--gossip-key-file"),
+        "{}",
+        text(&out.stderr)
+    );
+    let dir = test_dir("cli-bad-file");
+    let file = dir.join("hearsay.yaml");
+    std::fs::write(&file, "webhook_url: ftp://x/\n").unwrap();
+    let out = hearsay(
+        &["run", "--insecure", "--config", file.to_str().unwrap()],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        text(&out.stderr).contains("--webhook-url"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_with_ten_nodes_delivers_everything_once() {
+    let out = hearsay(
+        &[
+            "demo", "--nodes", "10", "--events", "100", "--rate", "200", "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["nodes"], 10);
+    assert_eq!(r["events"], 100);
+    assert_eq!(r["deliveries_expected"], 900);
+    assert_eq!(r["deliveries"], r["deliveries_expected"]);
+    assert_eq!(r["duplicates"], 0);
+    assert_eq!(r["config_converged"], true);
+    assert!(r["time_to_all_p99_ms"].as_f64().unwrap() > 0.0);
+}
