@@ -46,6 +46,20 @@ pub struct ClusterOptions {
     pub start_timeout: Duration,
 }
 
+/// How one node is started.
+#[derive(Clone, Debug, Default)]
+pub struct NodeSpec {
+    pub webhook_url: String,
+    /// Gossip listener (default `127.0.0.1:0`).
+    pub gossip_addr: Option<SocketAddr>,
+    /// Leave out the cluster's peers file (for Kubernetes discovery).
+    pub no_peers_file: bool,
+    /// Extra environment (the child's environment is otherwise empty).
+    pub env: Vec<(String, String)>,
+    /// Extra `hearsay run` arguments.
+    pub args: Vec<String>,
+}
+
 pub struct NodeProc {
     child: Child,
     pub ready: ReadyInfo,
@@ -58,8 +72,8 @@ pub struct LocalCluster {
     nodes: Vec<Option<NodeProc>>,
     /// Gossip addresses listed in the peers file, by node.
     listed: Vec<Option<SocketAddr>>,
-    /// Each node's webhook, kept for restarts.
-    webhooks: Vec<String>,
+    /// How each node was started, kept for restarts.
+    specs: Vec<NodeSpec>,
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -88,7 +102,7 @@ impl LocalCluster {
             opts,
             nodes: Vec::new(),
             listed: Vec::new(),
-            webhooks: Vec::new(),
+            specs: Vec::new(),
         })
     }
 
@@ -100,7 +114,11 @@ impl LocalCluster {
     ) -> anyhow::Result<LocalCluster> {
         let mut c = LocalCluster::new(opts)?;
         for url in webhook_urls {
-            c.spawn(url.clone(), &[]).await?;
+            c.spawn(NodeSpec {
+                webhook_url: url.clone(),
+                ..NodeSpec::default()
+            })
+            .await?;
         }
         c.publish_peers()?;
         c.wait_all_see_all(c.opts.start_timeout).await?;
@@ -135,26 +153,34 @@ impl LocalCluster {
         webhook_url: String,
         extra: &[String],
     ) -> anyhow::Result<usize> {
-        let i = self.spawn(webhook_url, extra).await?;
+        self.add(NodeSpec {
+            webhook_url,
+            args: extra.to_vec(),
+            ..NodeSpec::default()
+        })
+        .await
+    }
+
+    /// Starts a node as `spec` says (and lists it in the peers file unless
+    /// told not to). Returns its index.
+    pub async fn add(&mut self, spec: NodeSpec) -> anyhow::Result<usize> {
+        let i = self.spawn(spec).await?;
         self.publish_peers()?;
         Ok(i)
     }
 
-    async fn spawn(&mut self, webhook_url: String, extra: &[String]) -> anyhow::Result<usize> {
+    async fn spawn(&mut self, spec: NodeSpec) -> anyhow::Result<usize> {
         let i = self.nodes.len();
-        let proc = self.launch(i, webhook_url.clone(), extra).await?;
-        self.listed.push(Some(proc.ready.gossip));
+        let proc = self.launch(i, &spec).await?;
+        self.listed
+            .push((!spec.no_peers_file).then_some(proc.ready.gossip));
         self.nodes.push(Some(proc));
-        self.webhooks.push(webhook_url);
+        self.specs.push(spec);
         Ok(i)
     }
 
-    async fn launch(
-        &self,
-        i: usize,
-        webhook_url: String,
-        extra: &[String],
-    ) -> anyhow::Result<NodeProc> {
+    async fn launch(&self, i: usize, spec: &NodeSpec) -> anyhow::Result<NodeProc> {
+        let webhook_url = spec.webhook_url.clone();
         let dir = &self.opts.dir;
         let ready_path = dir.join(format!("node-{i}.json"));
         let _ = std::fs::remove_file(&ready_path);
@@ -165,21 +191,24 @@ impl LocalCluster {
             .open(&log)
             .with_context(|| format!("cannot open {}", log.display()))?;
         let mut cmd = Command::new(&self.opts.binary);
+        let gossip = spec
+            .gossip_addr
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let log_level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
         cmd.env_clear()
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("RUST_LOG", log_level)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .arg("run")
             .args(["--node-name", &format!("node-{i}")])
-            .args(["--gossip-addr", "127.0.0.1:0"])
+            .args(["--gossip-addr", &gossip.to_string()])
             .args(["--api-addr", "127.0.0.1:0"])
             .args(["--metrics-addr", "127.0.0.1:0"])
             .args(["--webhook-url", &webhook_url])
-            .arg("--peers-file")
-            .arg(dir.join("peers"))
             .arg("--ready-file")
             .arg(&ready_path);
+        if !spec.no_peers_file {
+            cmd.arg("--peers-file").arg(dir.join("peers"));
+        }
         match &self.opts.key {
             Some(_) => {
                 cmd.arg("--gossip-key-file").arg(dir.join("key"));
@@ -189,7 +218,7 @@ impl LocalCluster {
             }
         }
         cmd.args(&self.opts.extra_args)
-            .args(extra)
+            .args(&spec.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log_file))
@@ -331,9 +360,9 @@ impl LocalCluster {
         if self.node(i).is_some() {
             bail!("node {i} is still running");
         }
-        let url = self.webhooks[i].clone();
-        let proc = self.launch(i, url, &[]).await?;
-        self.listed[i] = Some(proc.ready.gossip);
+        let spec = self.specs[i].clone();
+        let proc = self.launch(i, &spec).await?;
+        self.listed[i] = (!spec.no_peers_file).then_some(proc.ready.gossip);
         self.nodes[i] = Some(proc);
         self.publish_peers()
     }

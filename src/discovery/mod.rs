@@ -2,4 +2,5 @@
 //! a watch channel; the owner task and the transport's admission read it.
 //! While a source fails, the last known set stays in use.
 
+pub mod kubernetes;
 pub mod static_peers;

@@ -382,7 +382,9 @@ impl Metrics {
         for l in ["publish", "inbound", "outbound", "webhook"] {
             m.rate_limited.with_label_values(&[l]);
         }
-        m.discovery_errors.with_label_values(&["static"]);
+        for source in ["static", "kubernetes"] {
+            m.discovery_errors.with_label_values(&[source]);
+        }
         m
     }
 

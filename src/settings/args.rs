@@ -38,9 +38,24 @@ pub struct RunArgs {
     /// How long a ready app may keep failing before pending events become a flush [env: HEARSAY_WEBHOOK_RETRY_BUDGET] [default: 60s]
     #[arg(long)]
     pub webhook_retry_budget: Option<HumanDuration>,
-    /// How peers are found: static [env: HEARSAY_DISCOVERY] [default: static]
+    /// How peers are found: static or kubernetes [env: HEARSAY_DISCOVERY] [default: static]
     #[arg(long)]
     pub discovery: Option<DiscoveryMode>,
+    /// Label selector of the app's pods, e.g. app=orders [env: HEARSAY_K8S_SELECTOR]
+    #[arg(long)]
+    pub k8s_selector: Option<String>,
+    /// Namespace to watch [env: HEARSAY_K8S_NAMESPACE] [default: POD_NAMESPACE, then the service account's namespace]
+    #[arg(long)]
+    pub k8s_namespace: Option<String>,
+    /// Name of the container port peers gossip on [env: HEARSAY_K8S_GOSSIP_PORT_NAME] [default: gossip]
+    #[arg(long)]
+    pub k8s_gossip_port_name: Option<String>,
+    /// pods, or endpointslices of --k8s-service [env: HEARSAY_K8S_MODE] [default: pods]
+    #[arg(long)]
+    pub k8s_mode: Option<String>,
+    /// The headless Service whose EndpointSlices list the peers [env: HEARSAY_K8S_SERVICE]
+    #[arg(long)]
+    pub k8s_service: Option<String>,
     /// Comma-separated host:port of the peers; may include this node [env: HEARSAY_PEERS]
     #[arg(long)]
     pub peers: Option<String>,

@@ -54,6 +54,8 @@ impl fmt::Display for HumanDuration {
 pub enum DiscoveryMode {
     /// A fixed list of `host:port` (and/or a file of them, re-read on change).
     Static,
+    /// Pods (or EndpointSlices) from the Kubernetes API.
+    Kubernetes,
 }
 
 impl FromStr for DiscoveryMode {
@@ -61,12 +63,52 @@ impl FromStr for DiscoveryMode {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "static" => Ok(DiscoveryMode::Static),
-            "kubernetes" | "dns" => {
-                Err(format!("discovery {s:?} is not available yet; use static"))
-            }
-            other => Err(format!("unknown discovery {other:?}; expected static")),
+            "kubernetes" => Ok(DiscoveryMode::Kubernetes),
+            "dns" => Err("discovery \"dns\" is not available yet; use static or kubernetes".into()),
+            other => Err(format!(
+                "unknown discovery {other:?}; expected static or kubernetes"
+            )),
         }
     }
+}
+
+/// What Kubernetes discovery watches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum K8sSource {
+    /// Pods matching the selector.
+    Pods,
+    /// The EndpointSlices of this (headless) Service.
+    EndpointSlices { service: String },
+}
+
+impl FromStr for K8sSource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pods" => Ok(K8sSource::Pods),
+            "endpointslices" => Ok(K8sSource::EndpointSlices {
+                service: String::new(),
+            }),
+            other => Err(format!(
+                "unknown mode {other:?}; expected pods or endpointslices"
+            )),
+        }
+    }
+}
+
+/// Kubernetes discovery's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct K8sSettings {
+    pub source: K8sSource,
+    /// Label selector for pods (required in pod mode; optional extra filter
+    /// for EndpointSlices).
+    pub selector: String,
+    pub namespace: Option<String>,
+    /// The container port whose name says where a peer's gossip listens.
+    pub gossip_port_name: String,
+    /// This pod, from the downward API: excluded from its own peers.
+    pub pod_uid: Option<String>,
+    pub pod_name: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -129,6 +171,7 @@ pub struct Settings {
     pub webhook_timeout: Duration,
     pub webhook_retry_budget: Duration,
     pub discovery: DiscoveryMode,
+    pub k8s: Option<K8sSettings>,
     pub peers: Vec<String>,
     pub peers_file: Option<PathBuf>,
     pub keys: KeySource,
@@ -310,6 +353,16 @@ impl Settings {
             "HEARSAY_DISCOVERY",
             DiscoveryMode::Static
         );
+        let k8s = match discovery {
+            DiscoveryMode::Static => None,
+            DiscoveryMode::Kubernetes => Some(resolve_k8s(args, env, &file)?),
+        };
+        if discovery == DiscoveryMode::Kubernetes && advertise_addr.is_none() {
+            return Err(bad(
+                "--advertise-addr",
+                "Kubernetes discovery needs this pod's IP: set POD_IP from the downward API (or --advertise-addr)",
+            ));
+        }
         let peers: Vec<String> = match &args.peers {
             Some(p) => split_list(p),
             None => match env("HEARSAY_PEERS").filter(|v| !v.is_empty()) {
@@ -485,6 +538,7 @@ impl Settings {
             webhook_timeout: webhook_timeout.0,
             webhook_retry_budget: webhook_retry_budget.0,
             discovery,
+            k8s,
             peers,
             peers_file,
             keys,
@@ -533,13 +587,14 @@ fn read_hostname() -> String {
         .unwrap_or_else(|_| "hearsay".to_owned())
 }
 
-/// In a pod, `POD_IP` (downward API) plus the gossip port is the address
-/// peers know this node by.
+/// The address peers know this node by when none is given: the gossip
+/// address if it names an IP, else in a pod `POD_IP` (downward API) with
+/// the gossip port. A port of 0 is filled in once the listener is bound.
 fn pod_ip_advertise(env: Env<'_>, gossip: SocketAddr) -> Result<Option<SocketAddr>, SettingError> {
-    match env_value::<std::net::IpAddr>(env, "POD_IP")? {
-        Some(ip) if gossip.ip().is_unspecified() => Ok(Some(SocketAddr::new(ip, gossip.port()))),
-        _ => Ok(None),
+    if !gossip.ip().is_unspecified() {
+        return Ok(Some(gossip));
     }
+    Ok(env_value::<std::net::IpAddr>(env, "POD_IP")?.map(|ip| SocketAddr::new(ip, gossip.port())))
 }
 
 fn split_list(s: &str) -> Vec<String> {
@@ -580,6 +635,76 @@ fn parse_webhook_url(s: &str) -> Result<hyper::Uri, SettingError> {
         return Err(bad("--webhook-url", format!("{s:?} has no host")));
     }
     Ok(uri)
+}
+
+fn resolve_k8s(
+    args: &RunArgs,
+    env: Env<'_>,
+    file: &FileSettings,
+) -> Result<K8sSettings, SettingError> {
+    let text = |flag: &Option<String>, var: &str, file: &Option<String>| {
+        flag.clone()
+            .or_else(|| env(var).filter(|v| !v.is_empty()))
+            .or_else(|| file.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let mode =
+        text(&args.k8s_mode, "HEARSAY_K8S_MODE", &file.k8s_mode).unwrap_or_else(|| "pods".into());
+    let service = text(&args.k8s_service, "HEARSAY_K8S_SERVICE", &file.k8s_service);
+    let source = match mode
+        .parse::<K8sSource>()
+        .map_err(|e| bad("--k8s-mode / HEARSAY_K8S_MODE", e))?
+    {
+        K8sSource::Pods => K8sSource::Pods,
+        K8sSource::EndpointSlices { .. } => K8sSource::EndpointSlices {
+            service: service.ok_or_else(|| {
+                bad(
+                    "--k8s-service / HEARSAY_K8S_SERVICE",
+                    "the endpointslices mode needs the name of the headless Service",
+                )
+            })?,
+        },
+    };
+    let selector = text(
+        &args.k8s_selector,
+        "HEARSAY_K8S_SELECTOR",
+        &file.k8s_selector,
+    )
+    .unwrap_or_default();
+    if source == K8sSource::Pods && selector.is_empty() {
+        return Err(bad(
+            "--k8s-selector / HEARSAY_K8S_SELECTOR",
+            "Kubernetes discovery needs the label selector of the app's pods, e.g. app=orders",
+        ));
+    }
+    let namespace = text(
+        &args.k8s_namespace,
+        "HEARSAY_K8S_NAMESPACE",
+        &file.k8s_namespace,
+    )
+    .or_else(|| env("POD_NAMESPACE").filter(|v| !v.is_empty()));
+    let gossip_port_name = text(
+        &args.k8s_gossip_port_name,
+        "HEARSAY_K8S_GOSSIP_PORT_NAME",
+        &file.k8s_gossip_port_name,
+    )
+    .unwrap_or_else(|| "gossip".into());
+    let pod_uid = env("POD_UID").filter(|v| !v.is_empty());
+    let pod_name = env("POD_NAME").filter(|v| !v.is_empty());
+    if pod_uid.is_none() && pod_name.is_none() {
+        return Err(bad(
+            "POD_UID",
+            "Kubernetes discovery needs this pod's identity: set POD_UID (and POD_NAME) from the downward API",
+        ));
+    }
+    Ok(K8sSettings {
+        source,
+        selector,
+        namespace,
+        gossip_port_name,
+        pod_uid,
+        pod_name,
+    })
 }
 
 fn resolve_keys(

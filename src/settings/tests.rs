@@ -145,3 +145,36 @@ fn core_limits_from_the_file_are_validated() {
     assert_eq!(err.setting, "max_event_bytes");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn kubernetes_discovery_needs_a_selector_the_pod_ip_and_identity() {
+    let k8s = |pairs: &[(&str, &str)]| {
+        let mut all = vec![("HEARSAY_DISCOVERY", "kubernetes")];
+        all.extend_from_slice(pairs);
+        Settings::resolve(&insecure(), &env_of(&all))
+    };
+    let err = k8s(&[("POD_IP", "10.0.0.1"), ("POD_UID", "u")]).unwrap_err();
+    assert_eq!(err.setting, "--k8s-selector / HEARSAY_K8S_SELECTOR");
+    let err = k8s(&[("HEARSAY_K8S_SELECTOR", "app=x"), ("POD_UID", "u")]).unwrap_err();
+    assert_eq!(err.setting, "--advertise-addr");
+    let err = k8s(&[("HEARSAY_K8S_SELECTOR", "app=x"), ("POD_IP", "10.0.0.1")]).unwrap_err();
+    assert_eq!(err.setting, "POD_UID");
+    let s = k8s(&[
+        ("HEARSAY_K8S_SELECTOR", "app=x"),
+        ("POD_IP", "10.0.0.1"),
+        ("POD_UID", "u-1"),
+        ("POD_NAMESPACE", "shop"),
+    ])
+    .unwrap();
+    let k = s.k8s.unwrap();
+    assert_eq!(k.namespace.as_deref(), Some("shop"));
+    assert_eq!(k.gossip_port_name, "gossip");
+    assert_eq!(k.source, K8sSource::Pods);
+    let err = k8s(&[
+        ("HEARSAY_K8S_MODE", "endpointslices"),
+        ("POD_IP", "10.0.0.1"),
+        ("POD_UID", "u"),
+    ])
+    .unwrap_err();
+    assert_eq!(err.setting, "--k8s-service / HEARSAY_K8S_SERVICE");
+}

@@ -22,6 +22,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::api::{self, ApiCtx};
 use crate::delivery::webhook::{self, WebhookConfig};
+use crate::discovery::kubernetes::{self, KubeDiscovery};
 use crate::discovery::static_peers::{self, StaticDiscovery};
 use crate::gossip::app_queue::AppQueue;
 use crate::gossip::{Node, Origin, PeerId, PeerSet};
@@ -91,12 +92,28 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let api_addr = api_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
 
-    let me_addr = match settings.discovery {
-        DiscoveryMode::Static => {
-            static_peers::find_self(&settings.peers, gossip_addr, settings.advertise_addr).await?
+    // Who this node is to its peers: in Kubernetes its pod (by UID) at the
+    // pod IP; with static peers, the address they list it under.
+    let advertise = settings.advertise_addr.map(|mut a| {
+        if a.port() == 0 {
+            a.set_port(gossip_addr.port());
+        }
+        a
+    });
+    let (me, me_addr, kube) = match (&settings.discovery, &settings.k8s) {
+        (DiscoveryMode::Kubernetes, Some(k)) => {
+            let d = KubeDiscovery::connect(k, gossip_addr.port())
+                .await
+                .context("starting Kubernetes discovery")?;
+            let addr =
+                advertise.context("Kubernetes discovery needs POD_IP or --advertise-addr")?;
+            (d.me(), addr, Some(d))
+        }
+        _ => {
+            let addr = static_peers::find_self(&settings.peers, gossip_addr, advertise).await?;
+            (PeerId::from_name(&addr.to_string()), addr, None)
         }
     };
-    let me = PeerId::from_name(&me_addr.to_string());
     let keys = SharedKeyring::new(Keyring::load(&settings.keys).context("loading the gossip key")?);
     if keys.current().is_insecure() {
         tracing::warn!(
@@ -120,6 +137,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         keys: keys.clone(),
         frame_seq: AtomicU64::new(0),
         max_frame: settings.max_frame_bytes,
+        bind_ip: Some(me_addr.ip()).filter(|ip| !ip.is_unspecified()),
         metrics: metrics.clone(),
     }));
     let (members_tx, members_rx) = watch::channel(Arc::new(PeerSet::default()));
@@ -158,8 +176,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         frames_tx,
         shutdown_rx.clone(),
     ));
-    match settings.discovery {
-        DiscoveryMode::Static => {
+    match kube {
+        Some(d) => {
+            tokio::spawn(kubernetes::run(
+                d,
+                members_tx,
+                readiness.clone(),
+                metrics.clone(),
+                shutdown_rx.clone(),
+            ));
+        }
+        None => {
             tokio::spawn(static_peers::run(
                 StaticDiscovery {
                     entries: settings.peers.clone(),

@@ -33,6 +33,9 @@ pub struct WriterCtx {
     pub frame_seq: AtomicU64,
     pub max_frame: usize,
     pub metrics: Arc<Metrics>,
+    /// Connect from this address (the pod IP peers admit us by), not
+    /// whatever source the kernel would pick.
+    pub bind_ip: Option<std::net::IpAddr>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -131,33 +134,33 @@ async fn run(
             }
         }
         state.store(0, Ordering::Relaxed);
-        let mut stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
-        {
-            Ok(Ok(s)) => s,
-            result => {
-                let error = match result {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "timed out".to_owned(),
-                };
-                ctx.metrics
-                    .connections
-                    .with_label_values(&["out", "failed"])
-                    .inc();
-                state.store(2, Ordering::Relaxed);
-                tracing::debug!(peer = %addr, %error, "connect failed");
-                if rx.is_closed() {
-                    // The peer left the membership: give up what is held.
+        let mut stream =
+            match tokio::time::timeout(CONNECT_TIMEOUT, connect(addr, ctx.bind_ip)).await {
+                Ok(Ok(s)) => s,
+                result => {
+                    let error = match result {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "timed out".to_owned(),
+                    };
                     ctx.metrics
-                        .sends_dropped
-                        .with_label_values(&["write_failed"])
+                        .connections
+                        .with_label_values(&["out", "failed"])
                         .inc();
-                    return;
+                    state.store(2, Ordering::Relaxed);
+                    tracing::debug!(peer = %addr, %error, "connect failed");
+                    if rx.is_closed() {
+                        // The peer left the membership: give up what is held.
+                        ctx.metrics
+                            .sends_dropped
+                            .with_label_values(&["write_failed"])
+                            .inc();
+                        return;
+                    }
+                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                    tokio::time::sleep(delay).await;
+                    continue;
                 }
-                let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-        };
+            };
         let _ = stream.set_nodelay(true);
         ctx.metrics
             .connections
@@ -193,6 +196,22 @@ async fn run(
             }
         }
     }
+}
+
+async fn connect(
+    addr: SocketAddr,
+    bind_ip: Option<std::net::IpAddr>,
+) -> std::io::Result<TcpStream> {
+    let Some(ip) = bind_ip.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(ip, 0))?;
+    socket.connect(addr).await
 }
 
 /// Writes `items` as few frames as the frame bound allows.
