@@ -100,22 +100,26 @@ async fn config_reaches_every_node_and_a_node_started_later_gets_the_current_con
         async move { f.await == want }
     })
     .await;
-    let got: Vec<String> = late_recv
-        .events()
-        .iter()
-        .filter(|e| e.kind == "dev.hearsay.config")
-        .map(|e| {
-            format!(
-                "{}={}",
-                e.data["key"].as_str().unwrap(),
-                e.data["value"].as_str().unwrap()
-            )
-        })
-        .collect();
-    assert!(
-        got.contains(&"color=green".to_owned()) && got.contains(&"size=xl".to_owned()),
-        "{got:?}"
-    );
+    // The app gets the current config delivered (asynchronously).
+    let config_events = || {
+        late_recv
+            .events()
+            .iter()
+            .filter(|e| e.kind == "dev.hearsay.config")
+            .map(|e| {
+                format!(
+                    "{}={}",
+                    e.data["key"].as_str().unwrap(),
+                    e.data["value"].as_str().unwrap()
+                )
+            })
+            .collect::<Vec<String>>()
+    };
+    eventually(WAIT, "the late app receives the current config", || async {
+        let got = config_events();
+        got.contains(&"color=green".to_owned()) && got.contains(&"size=xl".to_owned())
+    })
+    .await;
     let one: serde_json::Value = c
         .api(late)
         .json(Method::GET, "/v1/config/size", None)
@@ -192,8 +196,11 @@ async fn a_receiver_down_past_the_retry_budget_gets_a_flush() {
         })
     })
     .await;
-    // The other app never failed and got everything.
-    assert_eq!(recv[1].events().len(), 4);
+    // The other app never failed and gets everything.
+    eventually(WAIT, "the healthy app has all four", || async {
+        recv[1].events().len() == 4
+    })
+    .await;
     finish(c).await;
 }
 

@@ -73,6 +73,7 @@ pub struct Metrics {
     pub webhook_requests: IntCounterVec,
     pub webhook_latency: Histogram,
     pub delivery_queue_depth: IntGauge,
+    pub delivery_queue_capacity: IntGauge,
     pub delivery_coalesced: IntCounter,
     pub flushes: IntCounterVec,
     // Peers and transport.
@@ -187,6 +188,11 @@ impl Metrics {
                 &r,
                 "hearsay_delivery_queue_depth",
                 "Entries waiting for the app.",
+            ),
+            delivery_queue_capacity: gauge(
+                &r,
+                "hearsay_delivery_queue_capacity",
+                "Entries the delivery queue holds before it coalesces.",
             ),
             delivery_coalesced: counter(
                 &r,

@@ -707,6 +707,18 @@ fn resolve_k8s(
     })
 }
 
+fn check_key_file(name: &str, path: &std::path::Path) -> Result<(), SettingError> {
+    let key = std::fs::read(path)
+        .map_err(|e| bad(name, format!("cannot read {}: {e}", path.display())))?;
+    if key.trim_ascii().len() < MIN_KEY_LEN {
+        return Err(bad(
+            name,
+            format!("{} holds fewer than {MIN_KEY_LEN} bytes", path.display()),
+        ));
+    }
+    Ok(())
+}
+
 fn resolve_keys(
     args: &RunArgs,
     env: Env<'_>,
@@ -734,20 +746,11 @@ fn resolve_keys(
     let inline = env("HEARSAY_GOSSIP_KEY").filter(|v| !v.is_empty());
     match (primary, inline, insecure) {
         (Some(primary), _, _) => {
-            for (name, path) in [
-                ("--gossip-key-file", Some(&primary)),
-                ("--gossip-secondary-key-file", secondary.as_ref()),
-            ] {
-                if let Some(path) = path {
-                    let key = std::fs::read(path)
-                        .map_err(|e| bad(name, format!("cannot read {}: {e}", path.display())))?;
-                    if key.trim_ascii().len() < MIN_KEY_LEN {
-                        return Err(bad(
-                            name,
-                            format!("{} holds fewer than {MIN_KEY_LEN} bytes", path.display()),
-                        ));
-                    }
-                }
+            check_key_file("--gossip-key-file", &primary)?;
+            // The secondary file exists only while a key is being rotated
+            // (the Secret then has a `secondary` key): absent is fine.
+            if let Some(path) = secondary.as_ref().filter(|p| p.exists()) {
+                check_key_file("--gossip-secondary-key-file", path)?;
             }
             Ok(KeySource::Files { primary, secondary })
         }

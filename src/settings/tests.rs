@@ -2,7 +2,7 @@ use std::collections::HashMap;
 
 use super::*;
 
-fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
     let map: HashMap<String, String> = pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -177,4 +177,24 @@ fn kubernetes_discovery_needs_a_selector_the_pod_ip_and_identity() {
     ])
     .unwrap_err();
     assert_eq!(err.setting, "--k8s-service / HEARSAY_K8S_SERVICE");
+}
+
+#[test]
+fn a_missing_secondary_key_file_means_no_rotation_in_progress() {
+    let dir = std::env::temp_dir().join(format!("hearsay-settings-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let primary = dir.join("primary");
+    std::fs::write(&primary, "0123456789abcdef0123").unwrap();
+    let primary_path = primary.display().to_string();
+    let secondary_path = dir.join("secondary").display().to_string();
+    let env = env_of(&[
+        ("HEARSAY_GOSSIP_KEY_FILE", primary_path.as_str()),
+        ("HEARSAY_GOSSIP_SECONDARY_KEY_FILE", secondary_path.as_str()),
+    ]);
+    let s = Settings::resolve(&RunArgs::default(), &env).unwrap();
+    assert!(matches!(s.keys, KeySource::Files { .. }));
+    std::fs::write(dir.join("secondary"), "short").unwrap();
+    let err = Settings::resolve(&RunArgs::default(), &env).unwrap_err();
+    assert_eq!(err.setting, "--gossip-secondary-key-file");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -131,6 +131,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         rand::random(),
     );
     let queue = AppQueue::new(settings.app_queue.clone(), clock.now());
+    metrics
+        .delivery_queue_capacity
+        .set(i64::try_from(settings.app_queue.max_pending).unwrap_or(i64::MAX));
     let transport = Transport::new(Arc::new(WriterCtx {
         me,
         origin,

@@ -90,7 +90,12 @@ impl Keyring {
             KeySource::Inline(k) => Keyring::new(k, None),
             KeySource::Files { primary, secondary } => {
                 let p = read_key(primary)?;
-                let s = secondary.as_deref().map(read_key).transpose()?;
+                // No secondary file: no rotation in progress.
+                let s = secondary
+                    .as_deref()
+                    .filter(|path| path.exists())
+                    .map(read_key)
+                    .transpose()?;
                 Keyring::new(&p, s.as_deref())
             }
         })
