@@ -9,7 +9,7 @@ use common::*;
 use hearsay::gossip::codec::HEADER_LEN;
 use hearsay::gossip::{Item, Origin, PeerId};
 use hearsay::receiver::Mode;
-use hearsay::transport::frame::seal_frame;
+use hearsay::transport::frame::{Seal, now_ms, seal_frame};
 use hearsay::transport::keyring::Keyring;
 use hyper::Method;
 use tokio::io::AsyncWriteExt;
@@ -42,8 +42,19 @@ async fn publications_at_every_node_reach_every_other_node_exactly_once() {
             );
         }
     }
-    let body = recv[1].events().into_iter().next().unwrap();
+    let body = invalidations(&recv[1]).into_iter().next().unwrap();
     assert_eq!(body.kind, "dev.hearsay.invalidate");
+    // Each app got exactly one flush: the one its sidecar sends at start.
+    for r in &recv {
+        let flushes: Vec<_> = r
+            .events()
+            .into_iter()
+            .filter(|e| e.kind == "dev.hearsay.flush")
+            .collect();
+        assert_eq!(flushes.len(), 1);
+        assert_eq!(flushes[0].data["reason"], "sidecar_start");
+        assert!(flushes[0].data["cache"].is_null());
+    }
     assert_eq!(body.data["cache"], "products");
     finish(c).await;
 }
@@ -140,12 +151,13 @@ async fn a_receiver_that_answers_500_for_a_while_gets_every_event_after_it_recov
     })
     .await;
     recv[1].set_mode(Mode::Fail);
+    let before = recv[1].requests();
     let mut ids = Vec::new();
     for k in 0..5 {
         ids.push(publish(&c, 0, &format!("during-{k}")).await);
     }
     eventually(WAIT, "the failing app was retried", || async {
-        recv[1].requests() >= 3
+        recv[1].requests() >= before + 3
     })
     .await;
     recv[1].set_mode(Mode::Accept);
@@ -153,12 +165,7 @@ async fn a_receiver_that_answers_500_for_a_while_gets_every_event_after_it_recov
         ids.iter().all(|id| count(&recv[1], id) == 1)
     })
     .await;
-    assert!(
-        recv[1]
-            .events()
-            .iter()
-            .all(|e| e.kind != "dev.hearsay.flush")
-    );
+    assert_eq!(flushes_beyond_start(&recv[1]), 0);
     assert!(
         c.metric(1, "hearsay_webhook_requests_total{outcome=\"retry\"}")
             .await
@@ -198,7 +205,7 @@ async fn a_receiver_down_past_the_retry_budget_gets_a_flush() {
     .await;
     // The other app never failed and gets everything.
     eventually(WAIT, "the healthy app has all four", || async {
-        recv[1].events().len() == 4
+        invalidations(&recv[1]).len() == 4
     })
     .await;
     finish(c).await;
@@ -218,7 +225,7 @@ async fn a_node_killed_with_sigkill_does_not_stop_the_others() {
         count(&recv[0], &id) == 1 && count(&recv[1], &id) == 1
     })
     .await;
-    assert_eq!(recv[2].events().len(), 0);
+    assert!(invalidations(&recv[2]).is_empty());
     finish(c).await;
 }
 
@@ -246,24 +253,23 @@ async fn frames_with_a_wrong_key_are_rejected_and_counted() {
         hop: 1,
         event: std::sync::Arc::new(event),
     });
+    let receiver = PeerId::from_name(&target.to_string());
+    let seal = |seq| Seal {
+        receiver,
+        sender: claimed,
+        origin: Origin(99),
+        frame_seq: seq,
+        sent_at_ms: now_ms(),
+    };
     let mut frame = Vec::new();
     seal_frame(
-        claimed,
-        Origin(99),
-        1,
+        seal(1),
         std::slice::from_ref(&item),
         &Keyring::new(b"not-the-key-0123456789", None),
         &mut frame,
     );
     let mut untagged = Vec::new();
-    seal_frame(
-        claimed,
-        Origin(99),
-        2,
-        &[item],
-        &Keyring::insecure(),
-        &mut untagged,
-    );
+    seal_frame(seal(2), &[item], &Keyring::insecure(), &mut untagged);
     for bytes in [&frame, &untagged] {
         let mut s = tokio::net::TcpStream::connect(target).await.unwrap();
         s.write_all(bytes).await.unwrap();

@@ -84,17 +84,27 @@ fn not_allowed(allowed: &str) -> Response<Body> {
     )
 }
 
+/// How long a client may take to send a body (slow clients hold a
+/// connection slot).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn body_of(req: Request<Incoming>) -> Result<bytes::Bytes, Response<Body>> {
-    http::read_body(req.into_body(), MAX_BODY)
-        .await
-        .map_err(|e| match e {
-            BodyError::TooLarge(_) => {
-                http::error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &e.to_string())
-            }
-            BodyError::ReadFailed(_) => {
-                http::error(StatusCode::BAD_REQUEST, "unreadable_body", &e.to_string())
-            }
-        })
+    let read = tokio::time::timeout(BODY_TIMEOUT, http::read_body(req.into_body(), MAX_BODY));
+    let Ok(result) = read.await else {
+        return Err(http::error(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            &format!("the request body did not arrive within {BODY_TIMEOUT:?}"),
+        ));
+    };
+    result.map_err(|e| match e {
+        BodyError::TooLarge(_) => {
+            http::error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &e.to_string())
+        }
+        BodyError::ReadFailed(_) => {
+            http::error(StatusCode::BAD_REQUEST, "unreadable_body", &e.to_string())
+        }
+    })
 }
 
 async fn invalidate(req: Request<Incoming>, ctx: &ApiCtx) -> Response<Body> {

@@ -33,6 +33,9 @@ pub enum FlushCause {
     QueueOverflow,
     /// The app kept failing past the retry budget.
     WebhookBudget,
+    /// This sidecar (re)started: whatever the app missed while it was down
+    /// is covered.
+    SidecarStart,
 }
 
 impl FlushCause {
@@ -42,6 +45,7 @@ impl FlushCause {
             FlushCause::CacheOverflow => "cache_overflow",
             FlushCause::QueueOverflow => "queue_overflow",
             FlushCause::WebhookBudget => "webhook_budget",
+            FlushCause::SidecarStart => "sidecar_start",
         }
     }
 }
@@ -129,6 +133,7 @@ pub struct AppQueueStats {
     pub flush_cache_overflow: u64,
     pub flush_queue_overflow: u64,
     pub flush_webhook_budget: u64,
+    pub flush_sidecar_start: u64,
     /// Events that became part of a flush instead of being delivered.
     pub events_flushed: u64,
     pub rate_limited: u64,
@@ -188,6 +193,7 @@ impl AppQueue {
             FlushCause::CacheOverflow => self.stats.flush_cache_overflow += 1,
             FlushCause::QueueOverflow => self.stats.flush_queue_overflow += 1,
             FlushCause::WebhookBudget => self.stats.flush_webhook_budget += 1,
+            FlushCause::SidecarStart => self.stats.flush_sidecar_start += 1,
             FlushCause::Gap => {}
         }
         let covered: Vec<usize> = self

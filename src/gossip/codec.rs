@@ -5,10 +5,17 @@
 //! ```text
 //! frame  = header body [tag]
 //! header = magic "HS" | version u8 | flags u8 | body_len u32 BE
-//!        | sender peer u64 BE | sender origin u64 BE | frame seq u64 BE   (32 bytes)
+//!        | sender peer u64 BE | sender origin u64 BE | frame seq u64 BE
+//!        | sent at (Unix ms) u64 BE                                       (40 bytes)
 //! body   = item*
-//! tag    = HMAC-SHA256(header ‖ body), 32 bytes, present when flags & AUTH
+//! tag    = HMAC-SHA256(receiver peer u64 BE ‖ header ‖ body), 32 bytes,
+//!          present when flags & AUTH
 //! ```
+//!
+//! The tag covers the receiver's identity, which is not sent: a frame
+//! captured on its way to one peer does not verify at another. The frame
+//! seq and the send time let the receiver refuse replays (see
+//! `transport::replay`).
 //!
 //! Integers inside the body are LEB128 varints, strings are a varint length
 //! and UTF-8 bytes. The transport computes and checks the tag; this module
@@ -25,7 +32,7 @@ use super::time::Time;
 
 pub const MAGIC: [u8; 2] = *b"HS";
 pub const PROTOCOL_VERSION: u8 = 1;
-pub const HEADER_LEN: usize = 32;
+pub const HEADER_LEN: usize = 40;
 pub const TAG_LEN: usize = 32;
 /// Header flag: a 32-byte authentication tag follows the body.
 pub const FLAG_AUTH: u8 = 0x01;
@@ -87,6 +94,8 @@ pub struct FrameHeader {
     pub sender: PeerId,
     pub sender_origin: Origin,
     pub frame_seq: u64,
+    /// The sender's wall clock when it sealed the frame, Unix milliseconds.
+    pub sent_at_ms: u64,
 }
 
 impl FrameHeader {
@@ -99,6 +108,7 @@ impl FrameHeader {
         h[8..16].copy_from_slice(&self.sender.0.to_be_bytes());
         h[16..24].copy_from_slice(&self.sender_origin.0.to_be_bytes());
         h[24..32].copy_from_slice(&self.frame_seq.to_be_bytes());
+        h[32..40].copy_from_slice(&self.sent_at_ms.to_be_bytes());
         h
     }
 
@@ -133,6 +143,7 @@ impl FrameHeader {
             sender: PeerId(u64_at(8)),
             sender_origin: Origin(u64_at(16)),
             frame_seq: u64_at(24),
+            sent_at_ms: u64_at(32),
         })
     }
 
@@ -152,6 +163,7 @@ pub fn encode_frame(
     sender: PeerId,
     sender_origin: Origin,
     frame_seq: u64,
+    sent_at_ms: u64,
     items: &[Item],
     auth: bool,
     out: &mut Vec<u8>,
@@ -168,6 +180,7 @@ pub fn encode_frame(
         sender,
         sender_origin,
         frame_seq,
+        sent_at_ms,
     };
     out[..HEADER_LEN].copy_from_slice(&header.encode());
 }

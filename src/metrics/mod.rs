@@ -86,6 +86,7 @@ pub struct Metrics {
     pub items_deferred: IntCounter,
     pub connections: IntCounterVec,
     pub auth_failures: IntCounter,
+    pub key_reloads: IntCounterVec,
     // Dedup, repair, tree.
     pub bloom_fill_ratio: Gauge,
     pub bloom_fp_rate: Gauge,
@@ -256,6 +257,12 @@ impl Metrics {
                 "hearsay_auth_failures_total",
                 "Inbound frames whose authentication failed (missing or wrong tag).",
             ),
+            key_reloads: counter_vec(
+                &r,
+                "hearsay_key_reloads_total",
+                "Gossip key files re-read after a change, by outcome.",
+                &["outcome"],
+            ),
             bloom_fill_ratio: float_gauge(
                 &r,
                 "hearsay_bloom_fill_ratio",
@@ -349,6 +356,7 @@ impl Metrics {
             "cache_overflow",
             "queue_overflow",
             "webhook_budget",
+            "sidecar_start",
         ] {
             m.flushes.with_label_values(&[reason]);
         }
@@ -360,6 +368,7 @@ impl Metrics {
             m.bytes.with_label_values(&[d]);
             m.connections.with_label_values(&[d, "opened"]);
             m.connections.with_label_values(&[d, "failed"]);
+            m.connections.with_label_values(&[d, "refused"]);
         }
         for reason in [
             "io",
@@ -370,10 +379,19 @@ impl Metrics {
             "bad_tag",
             "unknown_peer",
             "address_mismatch",
+            "replayed",
+            "stale",
+            "slow",
         ] {
             m.frames_rejected.with_label_values(&[reason]);
         }
-        for reason in ["queue_full", "no_address", "write_failed", "too_large"] {
+        for reason in [
+            "queue_full",
+            "no_address",
+            "write_failed",
+            "too_large",
+            "fault",
+        ] {
             m.sends_dropped.with_label_values(&[reason]);
         }
         for d in ["sent", "received"] {
@@ -387,6 +405,9 @@ impl Metrics {
         }
         for l in ["publish", "inbound", "outbound", "webhook"] {
             m.rate_limited.with_label_values(&[l]);
+        }
+        for o in ["ok", "failed"] {
+            m.key_reloads.with_label_values(&[o]);
         }
         for source in ["static", "kubernetes"] {
             m.discovery_errors.with_label_values(&[source]);

@@ -107,6 +107,19 @@ pub struct RunArgs {
     /// How long a gap may stay open before the app gets a flush [env: HEARSAY_GAP_FLUSH_AFTER] [default: the retention]
     #[arg(long)]
     pub gap_flush_after: Option<HumanDuration>,
+    /// Inbound frames per second accepted from one peer [env: HEARSAY_INBOUND_FRAMES_PER_SECOND] [default: 50000]
+    #[arg(long)]
+    pub inbound_frames_per_second: Option<u32>,
+    /// Send the app one flush of every cache at start, covering whatever it
+    /// missed while this sidecar was down [env: HEARSAY_FLUSH_ON_START] [default: true]
+    #[arg(long)]
+    pub flush_on_start: Option<bool>,
+    /// Test aid: drop this share of outbound frames (0..1) [env: HEARSAY_FAULT_DROP_FRAMES]
+    #[arg(long, hide = true)]
+    pub fault_drop_frames: Option<f64>,
+    /// Test aid: never send to the gossip addresses listed in this file [env: HEARSAY_FAULT_BLOCK_FILE]
+    #[arg(long, hide = true)]
+    pub fault_block_file: Option<PathBuf>,
     /// Write the bound addresses here as JSON once listening (for supervisors and tests) [env: HEARSAY_READY_FILE]
     #[arg(long)]
     pub ready_file: Option<PathBuf>,

@@ -181,6 +181,14 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     pub max_frame_bytes: usize,
     pub ready_file: Option<PathBuf>,
+    /// Flush the app once at start (it may have missed events while this
+    /// sidecar was down).
+    pub flush_on_start: bool,
+    /// Frames sent longer ago than this (by the sender's clock) are refused.
+    pub replay_window: Duration,
+    pub max_gossip_connections: usize,
+    pub fault_drop_frames: f64,
+    pub fault_block_file: Option<PathBuf>,
     pub node: NodeConfig,
     pub app_queue: AppQueueConfig,
 }
@@ -431,10 +439,61 @@ impl Settings {
                 .map(PathBuf::from)
         });
 
+        let flush_on_start = match args.flush_on_start {
+            Some(v) => v,
+            None => env_value::<bool>(env, "HEARSAY_FLUSH_ON_START")?
+                .or(file.flush_on_start)
+                .unwrap_or(true),
+        };
+        let replay_window = Duration::from_millis(file.replay_window_ms.unwrap_or(300_000));
+        if replay_window < Duration::from_secs(10) {
+            return Err(bad(
+                "replay_window_ms",
+                "must be at least 10000 (clock skew between nodes)",
+            ));
+        }
+        let max_gossip_connections = file.max_gossip_connections.unwrap_or(4096);
+        if max_gossip_connections == 0 {
+            return Err(bad("max_gossip_connections", "must be at least 1"));
+        }
+        let fault_drop_frames = match args.fault_drop_frames {
+            Some(v) => v,
+            None => env_value::<f64>(env, "HEARSAY_FAULT_DROP_FRAMES")?.unwrap_or(0.0),
+        };
+        if !(0.0..1.0).contains(&fault_drop_frames) {
+            return Err(bad(
+                "--fault-drop-frames",
+                "must be from 0 up to (not including) 1",
+            ));
+        }
+        let fault_block_file = args.fault_block_file.clone().or_else(|| {
+            env("HEARSAY_FAULT_BLOCK_FILE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
+
         let mut node = NodeConfig {
             deliver_own,
             ..NodeConfig::default()
         };
+        let inbound_frames: u32 = pick_number(
+            args.inbound_frames_per_second,
+            env,
+            "HEARSAY_INBOUND_FRAMES_PER_SECOND",
+            file.inbound_frames_per_second,
+            50_000,
+        )?;
+        node.inbound_frames_per_peer =
+            RateSpec::new(inbound_frames, inbound_frames.div_ceil(5).max(1));
+        if node.inbound_frames_per_peer.is_none() {
+            return Err(bad("--inbound-frames-per-second", "must be at least 1"));
+        }
+        if let Some(b) = file.inbound_bytes_per_second {
+            node.inbound_bytes_per_peer = RateSpec::new(b, b.max(max_frame_bytes as u32));
+            if node.inbound_bytes_per_peer.is_none() {
+                return Err(bad("inbound_bytes_per_second", "must be at least 1"));
+            }
+        }
         let publish_rate: u32 = pick_number(
             args.publish_rate,
             env,
@@ -548,6 +607,11 @@ impl Settings {
             shutdown_grace: shutdown_grace.0,
             max_frame_bytes,
             ready_file,
+            flush_on_start,
+            replay_window,
+            max_gossip_connections,
+            fault_drop_frames,
+            fault_block_file,
             node,
             app_queue,
         })

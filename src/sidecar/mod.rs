@@ -25,15 +25,27 @@ use crate::delivery::webhook::{self, WebhookConfig};
 use crate::discovery::kubernetes::{self, KubeDiscovery};
 use crate::discovery::static_peers::{self, StaticDiscovery};
 use crate::gossip::app_queue::AppQueue;
+use crate::gossip::app_queue::FlushCause;
 use crate::gossip::{Node, Origin, PeerId, PeerSet};
 use crate::http::{self, ServerLimits};
 use crate::metrics::Metrics;
 use crate::metrics::server::{self as metrics_server, Readiness};
 use crate::settings::{DiscoveryMode, Settings};
 use crate::transport::Transport;
+use crate::transport::faults::Faults;
+use crate::transport::frame::ReadLimits;
 use crate::transport::keyring::{Keyring, SharedKeyring};
 use crate::transport::listener::{self, ListenerCtx};
+use crate::transport::reload;
+use crate::transport::replay::ReplayGuard;
 use crate::transport::writer::WriterCtx;
+
+/// A gossip connection that carries nothing this long is closed (peers send
+/// an anti-entropy digest every second; writers close idle connections
+/// after two minutes).
+const GOSSIP_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
+/// Once a frame has started, the rest of it must arrive within this.
+const GOSSIP_FRAME_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 use clock::Clock;
 use owner::Owner;
 
@@ -130,10 +142,39 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         clock.now(),
         rand::random(),
     );
-    let queue = AppQueue::new(settings.app_queue.clone(), clock.now());
+    let mut queue = AppQueue::new(settings.app_queue.clone(), clock.now());
+    if settings.flush_on_start {
+        // The app may have missed events while this sidecar was down (a
+        // sidecar restart keeps the app and its cache): start it clean. For
+        // an app that is starting too, its cache is empty and this costs
+        // nothing.
+        queue.push_flush(None, FlushCause::SidecarStart);
+    }
     metrics
         .delivery_queue_capacity
         .set(i64::try_from(settings.app_queue.max_pending).unwrap_or(i64::MAX));
+    let faults =
+        (settings.fault_drop_frames > 0.0 || settings.fault_block_file.is_some()).then(|| {
+            tracing::warn!(
+                drop = settings.fault_drop_frames,
+                block_file = ?settings.fault_block_file,
+                "fault injection is on: outbound frames will be dropped on purpose"
+            );
+            Arc::new(Faults::new(
+                settings.fault_drop_frames,
+                settings.fault_block_file.clone(),
+            ))
+        });
+    if let Some(f) = &faults {
+        let (f, stop) = (f.clone(), shutdown_rx.clone());
+        tokio::spawn(async move { f.follow_block_file(stop).await });
+    }
+    tokio::spawn(reload::run(
+        settings.keys.clone(),
+        keys.clone(),
+        metrics.clone(),
+        shutdown_rx.clone(),
+    ));
     let transport = Transport::new(Arc::new(WriterCtx {
         me,
         origin,
@@ -141,6 +182,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         frame_seq: AtomicU64::new(0),
         max_frame: settings.max_frame_bytes,
         bind_ip: Some(me_addr.ip()).filter(|ip| !ip.is_unspecified()),
+        faults: faults.clone(),
         metrics: metrics.clone(),
     }));
     let (members_tx, members_rx) = watch::channel(Arc::new(PeerSet::default()));
@@ -171,9 +213,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         Arc::new(ListenerCtx {
             me,
             keys: keys.clone(),
-            max_frame: settings.max_frame_bytes,
+            limits: ReadLimits {
+                max_body: settings.max_frame_bytes,
+                idle: GOSSIP_IDLE,
+                frame: GOSSIP_FRAME_TIME,
+            },
             members: members_rx.clone(),
             allow_unknown_peers: settings.allow_unknown_peers,
+            replay: ReplayGuard::new(settings.replay_window, 65_536),
+            max_connections: settings.max_gossip_connections,
             metrics: metrics.clone(),
         }),
         frames_tx,

@@ -105,9 +105,15 @@ impl Keyring {
         self.primary.is_none()
     }
 
-    /// The tag for `data`, if this keyring signs.
-    pub fn sign(&self, data: &[u8]) -> Option<hmac::Tag> {
-        self.primary.as_ref().map(|k| hmac::sign(k, data))
+    /// The tag for the concatenation of `parts`, if this keyring signs.
+    pub fn sign(&self, parts: &[&[u8]]) -> Option<hmac::Tag> {
+        self.primary.as_ref().map(|k| {
+            let mut ctx = hmac::Context::with_key(k);
+            for p in parts {
+                ctx.update(p);
+            }
+            ctx.sign()
+        })
     }
 
     /// Checks a frame's tag against the primary key, then the secondary.
@@ -155,9 +161,9 @@ mod tests {
         let old = Keyring::new(b"old-key-0123456789", None);
         let rotating = Keyring::new(b"new-key-0123456789", Some(b"old-key-0123456789"));
         let data = b"header and body";
-        let tag = old.sign(data).unwrap();
+        let tag = old.sign(&[data]).unwrap();
         assert_eq!(rotating.verify(data, Some(tag.as_ref())), Ok(()));
-        let new_tag = rotating.sign(data).unwrap();
+        let new_tag = rotating.sign(&[&data[..6], &data[6..]]).unwrap();
         assert_eq!(
             old.verify(data, Some(new_tag.as_ref())),
             Err(AuthError::BadTag)
@@ -169,7 +175,7 @@ mod tests {
         let k = Keyring::new(b"key-0123456789abcdef", None);
         assert_eq!(k.verify(b"x", None), Err(AuthError::MissingTag));
         assert_eq!(k.verify(b"x", Some(&[0u8; 32])), Err(AuthError::BadTag));
-        let tag = k.sign(b"x").unwrap();
+        let tag = k.sign(&[b"x"]).unwrap();
         assert_eq!(k.verify(b"y", Some(tag.as_ref())), Err(AuthError::BadTag));
         assert_eq!(Keyring::insecure().verify(b"x", None), Ok(()));
     }
@@ -188,7 +194,7 @@ mod tests {
         })
         .unwrap();
         let direct = Keyring::new(b"0123456789abcdef", None);
-        let tag = direct.sign(b"d").unwrap();
+        let tag = direct.sign(&[b"d"]).unwrap();
         assert!(ring.verify(b"d", Some(tag.as_ref())).is_ok());
         let err = Keyring::load(&KeySource::Files {
             primary: short,

@@ -6,12 +6,18 @@
 //! - [`frame`]: read and write one frame on a stream.
 //! - [`writer`]: a task per peer that batches what is queued for it.
 //! - [`listener`]: accepts connections, admits and forwards frames.
+//! - [`replay`]: refuses frames seen before or too old.
+//! - [`reload`]: re-reads the key files when the mounted Secret changes.
+//! - [`faults`]: injected frame loss and partitions, for tests.
 //!
 //! [`Transport`] is the owner task's handle on the writers.
 
+pub mod faults;
 pub mod frame;
 pub mod keyring;
 pub mod listener;
+pub mod reload;
+pub mod replay;
 pub mod writer;
 
 use std::net::SocketAddr;
@@ -60,7 +66,7 @@ impl Transport {
         let writer = self
             .writers
             .entry(to)
-            .or_insert_with(|| PeerWriter::spawn(self.ctx.clone(), addr, PEER_QUEUE_CAPACITY));
+            .or_insert_with(|| PeerWriter::spawn(self.ctx.clone(), to, addr, PEER_QUEUE_CAPACITY));
         match writer.try_send(items) {
             Ok(()) => {}
             Err(SendRefused::QueueFull) => {

@@ -14,7 +14,8 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::frame::seal_frame;
+use super::faults::Faults;
+use super::frame::{Seal, now_ms, seal_frame};
 use super::keyring::SharedKeyring;
 use crate::gossip::codec::{self, HEADER_LEN, TAG_LEN};
 use crate::gossip::{Item, Origin, PeerId};
@@ -36,6 +37,8 @@ pub struct WriterCtx {
     /// Connect from this address (the pod IP peers admit us by), not
     /// whatever source the kernel would pick.
     pub bind_ip: Option<std::net::IpAddr>,
+    /// Injected faults (tests and experiments only).
+    pub faults: Option<Arc<Faults>>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -78,10 +81,10 @@ pub enum SendRefused {
 }
 
 impl PeerWriter {
-    pub fn spawn(ctx: Arc<WriterCtx>, addr: SocketAddr, capacity: usize) -> PeerWriter {
+    pub fn spawn(ctx: Arc<WriterCtx>, to: PeerId, addr: SocketAddr, capacity: usize) -> PeerWriter {
         let (tx, rx) = mpsc::channel(capacity);
         let state = Arc::new(AtomicU8::new(0));
-        let task = tokio::spawn(run(ctx, addr, rx, state.clone()));
+        let task = tokio::spawn(run(ctx, to, addr, rx, state.clone()));
         PeerWriter {
             tx,
             state,
@@ -114,6 +117,7 @@ impl PeerWriter {
 
 async fn run(
     ctx: Arc<WriterCtx>,
+    to: PeerId,
     addr: SocketAddr,
     mut rx: mpsc::Receiver<Vec<Item>>,
     state: Arc<AtomicU8>,
@@ -186,7 +190,7 @@ async fn run(
             while let Ok(more) = rx.try_recv() {
                 pending.extend(more);
             }
-            match write_all_frames(&ctx, &mut stream, &pending, &mut buf).await {
+            match write_all_frames(&ctx, to, addr, &mut stream, &pending, &mut buf).await {
                 Ok(()) => pending.clear(),
                 Err(e) => {
                     tracing::debug!(peer = %addr, error = %e, "write failed; reconnecting");
@@ -217,6 +221,8 @@ async fn connect(
 /// Writes `items` as few frames as the frame bound allows.
 async fn write_all_frames(
     ctx: &WriterCtx,
+    to: PeerId,
+    addr: SocketAddr,
     stream: &mut TcpStream,
     items: &[Item],
     buf: &mut Vec<u8>,
@@ -249,8 +255,22 @@ async fn write_all_frames(
             start = end;
             continue;
         }
-        let seq = ctx.frame_seq.fetch_add(1, Ordering::Relaxed);
-        seal_frame(ctx.me, ctx.origin, seq, &items[start..end], &keys, buf);
+        let seal = Seal {
+            receiver: to,
+            sender: ctx.me,
+            origin: ctx.origin,
+            frame_seq: ctx.frame_seq.fetch_add(1, Ordering::Relaxed),
+            sent_at_ms: now_ms(),
+        };
+        seal_frame(seal, &items[start..end], &keys, buf);
+        if ctx.faults.as_ref().is_some_and(|f| f.should_drop(addr)) {
+            ctx.metrics
+                .sends_dropped
+                .with_label_values(&["fault"])
+                .inc();
+            start = end;
+            continue;
+        }
         stream.write_all(buf).await?;
         ctx.metrics.frames.with_label_values(&["out"]).inc();
         ctx.metrics

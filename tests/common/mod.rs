@@ -93,3 +93,19 @@ pub async fn finish(c: LocalCluster) {
     c.shutdown(Duration::from_secs(10)).await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The invalidations a receiver got (leaving out flushes and config).
+pub fn invalidations(r: &Receiver) -> Vec<hearsay::receiver::Received> {
+    r.events()
+        .into_iter()
+        .filter(|e| e.kind == "dev.hearsay.invalidate")
+        .collect()
+}
+
+/// Flushes a receiver got, other than the one every sidecar sends at start.
+pub fn flushes_beyond_start(r: &Receiver) -> usize {
+    r.events()
+        .iter()
+        .filter(|e| e.kind == "dev.hearsay.flush" && e.data["reason"] != "sidecar_start")
+        .count()
+}

@@ -115,7 +115,15 @@ fn arb_item() -> impl Strategy<Value = Item> {
 
 fn frame(items: &[Item]) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_frame(PeerId(7), Origin(9), 3, items, false, &mut out);
+    encode_frame(
+        PeerId(7),
+        Origin(9),
+        3,
+        1_700_000_000_000,
+        items,
+        false,
+        &mut out,
+    );
     out
 }
 
@@ -141,6 +149,7 @@ proptest! {
         prop_assert_eq!(header.sender, PeerId(7));
         prop_assert_eq!(header.sender_origin, Origin(9));
         prop_assert_eq!(header.frame_seq, 3);
+        prop_assert_eq!(header.sent_at_ms, 1_700_000_000_000);
         prop_assert_eq!(header.body_len as usize, bytes.len() - HEADER_LEN);
         prop_assert_eq!(&decoded, &items);
         let measured: usize = items.iter().map(item_len).sum();
@@ -171,6 +180,7 @@ fn header_rejects_bad_magic_version_flags_and_oversized_bodies() {
         sender: PeerId(1),
         sender_origin: Origin(2),
         frame_seq: 3,
+        sent_at_ms: 4,
     };
     let bytes = good.encode();
     assert_eq!(FrameHeader::decode(&bytes, 10), Ok(good));
