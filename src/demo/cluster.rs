@@ -209,13 +209,15 @@ impl LocalCluster {
         if !spec.no_peers_file {
             cmd.arg("--peers-file").arg(dir.join("peers"));
         }
+        let own_key = spec.args.iter().any(|a| a == "--gossip-key-file");
         match &self.opts.key {
-            Some(_) => {
+            Some(_) if !own_key => {
                 cmd.arg("--gossip-key-file").arg(dir.join("key"));
             }
-            None => {
+            None if !own_key => {
                 cmd.arg("--insecure");
             }
+            _ => {}
         }
         cmd.args(&self.opts.extra_args)
             .args(&spec.args)
@@ -266,6 +268,15 @@ impl LocalCluster {
             .collect();
         write_atomically(&self.opts.dir.join("peers"), text.as_bytes())?;
         Ok(())
+    }
+
+    /// Lists another address in the peers file (a peer that is not one of
+    /// these processes: a test's own client, say).
+    pub fn list_extra(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
+        self.listed.push(Some(addr));
+        self.nodes.push(None);
+        self.specs.push(NodeSpec::default());
+        self.publish_peers()
     }
 
     /// Takes a node out of the peers file (as Kubernetes would once its pod
