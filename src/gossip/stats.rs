@@ -30,6 +30,8 @@ stats! {
     bytes_in,
     /// Sends handed to the transport (it may merge several into one frame).
     frames_out,
+    /// Event copies sent to peers (pushes, relays, grafts, repairs).
+    events_sent,
     /// Frames dropped by a peer's inbound frame or byte limit.
     frames_rate_limited_in,
     bytes_rate_limited_in,

@@ -61,6 +61,7 @@ pub struct Metrics {
     pub published: IntCounter,
     pub publish_refused: IntCounterVec,
     pub received: IntCounter,
+    pub events_sent: IntCounter,
     pub duplicates: IntCounter,
     pub invalid: IntCounter,
     pub out_of_window: IntCounter,
@@ -131,6 +132,11 @@ impl Metrics {
                 &r,
                 "hearsay_events_received_total",
                 "Events received from peers (copies included).",
+            ),
+            events_sent: counter(
+                &r,
+                "hearsay_events_sent_total",
+                "Event copies sent to peers: pushes, relays, grafts and repairs.",
             ),
             duplicates: counter(
                 &r,
@@ -428,6 +434,8 @@ impl Metrics {
             .inc_by(d(now.publish_rate_limited, prev.publish_rate_limited));
         self.received
             .inc_by(d(now.events_received, prev.events_received));
+        self.events_sent
+            .inc_by(d(now.events_sent, prev.events_sent));
         self.duplicates
             .inc_by(d(now.duplicates_suppressed, prev.duplicates_suppressed));
         self.invalid

@@ -398,6 +398,9 @@ impl Node {
     }
 
     fn queue(&mut self, to: PeerId, item: Item) {
+        if item.is_payload() {
+            self.stats.events_sent += 1;
+        }
         match self.outbox.iter_mut().find(|(p, _)| *p == to) {
             Some((_, items)) => items.push(item),
             None => self.outbox.push((to, vec![item])),
