@@ -104,6 +104,25 @@ impl Receiver {
             .clone()
     }
 
+    /// The events from the `start`-th on (a cursor for polling without
+    /// copying everything each time).
+    pub fn events_from(&self, start: usize) -> Vec<Received> {
+        let events = self.state.events.lock().unwrap_or_else(|e| e.into_inner());
+        events
+            .get(start..)
+            .map(<[Received]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// How many events have arrived so far.
+    pub fn count(&self) -> usize {
+        self.state
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
     /// Webhook requests seen, whatever the answer.
     pub fn requests(&self) -> u64 {
         *self

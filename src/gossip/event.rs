@@ -187,6 +187,40 @@ pub struct Event {
     pub body: EventBody,
 }
 
+/// What the allocator really takes for a request of `size` bytes (glibc:
+/// an 8-byte header, 16-byte granules, 32 at least; nothing for nothing).
+fn chunk(size: usize) -> usize {
+    if size == 0 {
+        0
+    } else {
+        (size + 8).div_ceil(16).max(2) * 16
+    }
+}
+
+fn strings_heap(list: &Vec<String>) -> usize {
+    chunk(list.capacity() * std::mem::size_of::<String>())
+        + list.iter().map(|s| chunk(s.capacity())).sum::<usize>()
+}
+
+impl Event {
+    /// Heap bytes an `Arc<Event>` holds: the shared allocation and every
+    /// string and list in it, as the allocator counts them.
+    pub fn heap_bytes(&self) -> usize {
+        // The Arc's two counts, then the event.
+        let own = chunk(2 * std::mem::size_of::<usize>() + std::mem::size_of::<Event>());
+        own + match &self.body {
+            EventBody::Invalidate(inv) => {
+                chunk(inv.cache.capacity())
+                    + strings_heap(&inv.keys)
+                    + strings_heap(&inv.prefixes)
+                    + strings_heap(&inv.tags)
+            }
+            EventBody::Config { key, value, .. } => chunk(key.capacity()) + chunk(value.capacity()),
+            EventBody::ConfigDelete { key, .. } => chunk(key.capacity()),
+        }
+    }
+}
+
 /// Size limits for events. All are configurable and all are enforced with an
 /// [`EventError`] naming what was too big.
 #[derive(Clone, Debug, PartialEq, Eq)]

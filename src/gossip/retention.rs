@@ -32,18 +32,20 @@ pub struct Stored {
     stored_at: Time,
     /// Encoded size (what a repair costs on the wire).
     wire_size: usize,
+    /// Heap it holds here (see [`memory_of`]).
+    memory: usize,
 }
 
-impl Stored {
-    fn memory(&self) -> usize {
-        self.wire_size + PER_EVENT_OVERHEAD
-    }
+/// Heap an event holds in the buffer: the event itself (all of it, though
+/// a queue may share it for a moment), its slot in the origin's map (a
+/// B-tree's nodes are about two-thirds full) and in the age queue (which
+/// doubles as it grows). `tests/memory.rs` checks this against a counting
+/// allocator.
+fn memory_of(event: &Event) -> usize {
+    let map_slot = (std::mem::size_of::<u64>() + std::mem::size_of::<Stored>()) * 3 / 2;
+    let queue_slot = std::mem::size_of::<(Time, EventId)>() * 2;
+    event.heap_bytes() + map_slot + queue_slot
 }
-
-/// Memory an event costs here beyond its encoded size (the `Event` and its
-/// strings' headers, the `Stored` entry, map and queue slots), so the byte
-/// bound is close to what the buffer really holds.
-const PER_EVENT_OVERHEAD: usize = 192;
 
 #[derive(Debug, Default)]
 struct OriginBuffer {
@@ -82,7 +84,7 @@ impl Retention {
         }
     }
 
-    /// Approximate memory held: encoded sizes plus a fixed overhead each.
+    /// Heap held by the buffered events (estimated, see [`memory_of`]).
     pub fn bytes(&self) -> usize {
         self.bytes
     }
@@ -109,6 +111,7 @@ impl Retention {
         relayed: bool,
     ) {
         let wire_size = codec::event_len(&event);
+        let memory = memory_of(&event);
         let id = event.id;
         let buf = self.origins.entry(id.origin).or_default();
         if buf.events.contains_key(&id.seq) {
@@ -123,9 +126,10 @@ impl Retention {
                 relayed,
                 stored_at: now,
                 wire_size,
+                memory,
             },
         );
-        self.bytes += wire_size + PER_EVENT_OVERHEAD;
+        self.bytes += memory;
         self.order.push_back((now, id));
         self.evict(now);
     }
@@ -162,7 +166,7 @@ impl Retention {
                 continue;
             };
             if let Some(s) = buf.events.remove(&id.seq) {
-                self.bytes -= s.memory();
+                self.bytes -= s.memory;
                 self.evicted += 1;
                 buf.gone_through = buf.gone_through.max(id.seq);
                 buf.gone_newest = buf.gone_newest.max(s.event.published_at);
@@ -180,7 +184,7 @@ impl Retention {
 
     pub fn forget_origin(&mut self, origin: Origin) {
         if let Some(buf) = self.origins.remove(&origin) {
-            self.bytes -= buf.events.values().map(Stored::memory).sum::<usize>();
+            self.bytes -= buf.events.values().map(|s| s.memory).sum::<usize>();
         }
     }
 
@@ -312,7 +316,7 @@ mod tests {
 
     #[test]
     fn the_byte_bound_evicts_the_oldest_first() {
-        let one = codec::event_len(&ev(1, 1, 0)) + PER_EVENT_OVERHEAD;
+        let one = memory_of(&ev(1, 1, 0));
         let mut r = Retention::new(Duration::from_secs(60), one * 2);
         for s in 1..=3 {
             r.insert(Time::ZERO, ev(1, s, 0), 1, None, true);

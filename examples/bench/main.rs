@@ -1,0 +1,106 @@
+//! `cargo run --release --example bench`: hearsay side by side with Redis
+//! pub/sub and Serf user events, on this machine, in one run.
+//!
+//! For each system and each N it starts N receivers (the same webhook
+//! receiver the demo uses) and the system's N processes on loopback,
+//! publishes an open-loop stream at random nodes, and measures when each
+//! receiver got each event. At N = 3 it also ramps the publish rate at one
+//! node to find the highest rate with p99 time-to-all under 10 ms and no
+//! loss. It writes `report.md`, `results.json` and two SVG plots.
+
+mod hearsay_sys;
+mod install;
+mod plot;
+mod post;
+mod procinfo;
+mod redis_sys;
+mod report;
+mod results;
+mod serf_sys;
+mod suite;
+mod workload;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(about = "hearsay vs Redis pub/sub vs Serf, on loopback")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    args: suite::Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Subscribes to Redis and forwards to a webhook (one per node)
+    #[command(hide = true)]
+    RedisSubscriber { redis: SocketAddr, webhook: String },
+    /// What Serf runs per user event: posts the payload to a webhook
+    #[command(hide = true)]
+    SerfHandler { webhook: String },
+}
+
+/// A port that was free a moment ago on 127.0.0.1 (for TCP and UDP), for
+/// programs that must be told one: redis-server and serf.
+pub fn free_port() -> std::io::Result<u16> {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = tcp.local_addr()?.port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.cmd {
+        Some(Cmd::SerfHandler { webhook }) => serf_sys::handler(&webhook),
+        Some(Cmd::RedisSubscriber { redis, webhook }) => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(redis_sys::subscriber(redis, webhook)))
+        }
+        None => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(run(cli.args))),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: suite::Args) -> anyhow::Result<()> {
+    let bench = std::env::current_exe()?;
+    let hearsay = match &args.hearsay {
+        Some(p) => p.clone(),
+        None => suite::build_hearsay(&bench)?,
+    };
+    let (systems, notes) = install::ensure(!args.no_install);
+    let out: PathBuf = args.out.clone();
+    let results = suite::run_all(&args, &bench, &hearsay, &systems, notes).await?;
+    std::fs::create_dir_all(&out)?;
+    let json = serde_json::to_string_pretty(&results)?;
+    std::fs::write(out.join("results.json"), json + "\n")?;
+    plot::latency_cdf(&results, &out.join("latency-cdf.svg"))?;
+    plot::time_to_all_vs_n(&results, &out.join("time-to-all.svg"))?;
+    let md = report::markdown(&results);
+    std::fs::write(out.join("report.md"), &md)?;
+    println!("{md}");
+    eprintln!(
+        "wrote {}/{{report.md,results.json,latency-cdf.svg,time-to-all.svg}}",
+        out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! The two SVG plots, drawn with plotters' SVG backend: time-to-all CDF
+//! per system at N = 10, and time-to-all p50/p99 against N.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::results::Results;
+
+fn color(system: &str) -> RGBColor {
+    match system {
+        "hearsay" => RGBColor(0x1f, 0x77, 0xb4),
+        "redis" => RGBColor(0xd6, 0x27, 0x28),
+        _ => RGBColor(0x2c, 0xa0, 0x2c),
+    }
+}
+
+/// A log axis range covering `values`, in whole decades.
+fn decades(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if lo > hi {
+        return 0.1..10.0;
+    }
+    10f64.powf(lo.log10().floor())..10f64.powf(hi.log10().ceil().max(lo.log10().floor() + 1.0))
+}
+
+fn err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("cannot draw the plot: {e}")
+}
+
+/// The N the CDF is drawn at: 10 when it was run, else the largest.
+fn cdf_nodes(r: &Results) -> usize {
+    let ns = r
+        .systems
+        .iter()
+        .flat_map(|s| s.runs.iter().map(|r| r.nodes));
+    let ns: Vec<usize> = ns.collect();
+    if ns.contains(&10) {
+        10
+    } else {
+        ns.into_iter().max().unwrap_or(0)
+    }
+}
+
+pub fn latency_cdf(r: &Results, path: &Path) -> anyhow::Result<()> {
+    let n = cdf_nodes(r);
+    let series: Vec<(&str, &[f64])> = r
+        .systems
+        .iter()
+        .filter_map(|s| {
+            s.run(n)
+                .map(|run| (s.system, run.latency.time_to_all.as_slice()))
+        })
+        .collect();
+    let x = decades(series.iter().flat_map(|(_, v)| v.iter().copied()));
+    let root = SVGBackend::new(path, (760, 440)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("time-to-all, N = {n}: fraction of events by then"),
+            ("sans-serif", 20),
+        )
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(54)
+        .build_cartesian_2d(x.log_scale(), 0f64..1f64)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("milliseconds after the publish was accepted (log scale)")
+        .y_desc("fraction of events at every node")
+        .draw()
+        .map_err(err)?;
+    for (system, samples) in series {
+        let c = color(system);
+        let total = samples.len().max(1) as f64;
+        let points = samples
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v > 0.0)
+            .map(|(i, v)| (*v, (i + 1) as f64 / total));
+        chart
+            .draw_series(LineSeries::new(points, c.stroke_width(2)))
+            .map_err(err)?
+            .label(system)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+pub fn time_to_all_vs_n(r: &Results, path: &Path) -> anyhow::Result<()> {
+    let ys = decades(r.systems.iter().flat_map(|s| {
+        s.runs.iter().flat_map(|run| {
+            [
+                run.latency.time_to_all_p50_ms,
+                run.latency.time_to_all_p99_ms,
+            ]
+        })
+    }));
+    let max_n = r
+        .systems
+        .iter()
+        .flat_map(|s| s.runs.iter().map(|r| r.nodes))
+        .max()
+        .unwrap_or(10);
+    let root = SVGBackend::new(path, (760, 440)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "time-to-all against cluster size (solid p50, dashed p99)",
+            ("sans-serif", 20),
+        )
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(54)
+        .build_cartesian_2d((2f64..(max_n as f64 * 1.3)).log_scale(), ys.log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("nodes (log scale)")
+        .y_desc("milliseconds (log scale)")
+        .draw()
+        .map_err(err)?;
+    for s in &r.systems {
+        let c = color(s.system);
+        let p50: Vec<(f64, f64)> = s
+            .runs
+            .iter()
+            .map(|r| (r.nodes as f64, r.latency.time_to_all_p50_ms))
+            .collect();
+        let p99: Vec<(f64, f64)> = s
+            .runs
+            .iter()
+            .map(|r| (r.nodes as f64, r.latency.time_to_all_p99_ms))
+            .collect();
+        let finite = |v: &Vec<(f64, f64)>| {
+            v.iter()
+                .copied()
+                .filter(|(_, y)| y.is_finite() && *y > 0.0)
+                .collect::<Vec<_>>()
+        };
+        chart
+            .draw_series(LineSeries::new(finite(&p50), c.stroke_width(2)))
+            .map_err(err)?
+            .label(s.system)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        chart
+            .draw_series(
+                finite(&p50)
+                    .into_iter()
+                    .map(|p| Circle::new(p, 4, c.filled())),
+            )
+            .map_err(err)?;
+        chart
+            .draw_series(DashedLineSeries::new(finite(&p99), 6, 4, c.stroke_width(2)))
+            .map_err(err)?;
+        chart
+            .draw_series(
+                finite(&p99)
+                    .into_iter()
+                    .map(|p| Circle::new(p, 4, c.stroke_width(2))),
+            )
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! What one run of the harness found, as written to `results.json`.
+
+use serde::Serialize;
+
+use crate::workload::Latency;
+
+#[derive(Debug, Serialize)]
+pub struct Results {
+    /// UTC, when the run started.
+    pub date: String,
+    pub machine: String,
+    pub command: String,
+    /// Publishes per second and events per latency run.
+    pub rate: f64,
+    pub events: u64,
+    pub systems: Vec<SystemResults>,
+    /// Systems left out and other caveats.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SystemResults {
+    pub system: &'static str,
+    /// What "one process" means for the RSS figures.
+    pub process: &'static str,
+    pub runs: Vec<RunResult>,
+    /// The N = 3 rate ramp, at one node.
+    pub ramp: Vec<RampStep>,
+    /// The highest ramp rate that passed, if any.
+    pub max_sustained_rate: Option<f64>,
+    /// One process at N = 3, before any traffic, and its peak through
+    /// the last ramp step that passed (KiB).
+    pub rss_idle_kib: u64,
+    pub rss_peak_kib: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunResult {
+    pub nodes: usize,
+    #[serde(flatten)]
+    pub latency: Latency,
+    /// All of the system's processes, per 1,000 events published.
+    pub cpu_seconds_per_1000_events: f64,
+    /// hearsay only: event copies sent between sidecars, per event per
+    /// other node (1.0 = each peer got each event exactly once).
+    pub payload_frames_per_event_per_peer: Option<f64>,
+    pub rss_idle_kib: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RampStep {
+    pub rate: f64,
+    /// Events accepted per second, first publish to last acceptance.
+    pub achieved_rate: f64,
+    #[serde(flatten)]
+    pub latency: Latency,
+    pub passed: bool,
+    pub why_not: Option<String>,
+    /// The peak RSS of the measured process so far, KiB.
+    pub rss_peak_kib: u64,
+}
+
+impl SystemResults {
+    pub fn run(&self, nodes: usize) -> Option<&RunResult> {
+        self.runs.iter().find(|r| r.nodes == nodes)
+    }
+}
