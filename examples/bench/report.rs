@@ -2,8 +2,8 @@
 
 use std::fmt::Write;
 
+use crate::results::Latency;
 use crate::results::{Results, SystemResults};
-use crate::workload::Latency;
 
 fn ms(x: f64) -> String {
     if x.is_nan() {

@@ -2,8 +2,6 @@
 
 use serde::Serialize;
 
-use crate::workload::Latency;
-
 #[derive(Debug, Serialize)]
 pub struct Results {
     /// UTC, when the run started.
@@ -64,4 +62,30 @@ impl SystemResults {
     pub fn run(&self, nodes: usize) -> Option<&RunResult> {
         self.runs.iter().find(|r| r.nodes == nodes)
     }
+}
+
+/// What one latency run or ramp step measured.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Latency {
+    pub events: usize,
+    pub refused: u64,
+    pub refusals: std::collections::BTreeMap<String, u64>,
+    pub publisher_late: u64,
+    pub deliveries_expected: usize,
+    pub delivered: usize,
+    pub lost: usize,
+    pub duplicated: usize,
+    /// Accepted → the last other receiver has it.
+    pub time_to_all_p50_ms: f64,
+    pub time_to_all_p99_ms: f64,
+    /// Accepted → one receiver has it.
+    pub delivery_p50_ms: f64,
+    pub delivery_p99_ms: f64,
+    /// The same, counted from the moment the publish call was issued
+    /// (includes the publish round trip).
+    pub issued_time_to_all_p50_ms: f64,
+    pub issued_time_to_all_p99_ms: f64,
+    /// Sorted time-to-all samples (ms), for the CDF plot.
+    #[serde(skip)]
+    pub time_to_all: Vec<f64>,
 }

@@ -12,9 +12,10 @@ use hearsay::receiver::Receiver;
 use crate::hearsay_sys::Hearsay;
 use crate::procinfo::{cpu_of, rss_kib};
 use crate::redis_sys::Redis;
+use crate::results::Latency;
 use crate::results::{RampStep, Results, RunResult, SystemResults};
 use crate::serf_sys::Serf;
-use crate::workload::{self, Latency, System};
+use crate::workload::{self, System};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -26,17 +27,17 @@ pub struct Args {
     pub systems: Vec<String>,
     /// Publishes per second in the latency runs, at random nodes (Serf runs
     /// one handler process per event per node, so keep it modest)
-    #[arg(long, default_value_t = 50.0)]
+    #[arg(long, default_value_t = 10.0)]
     pub rate: f64,
     /// Events per latency run
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 200)]
     pub events: u64,
     /// Publish rates the N = 3 ramp tries at one node, in order; it stops
     /// at the first that fails
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "5000,10000,15000,20000,25000,30000,40000"
+        default_value = "5000,10000,15000,20000,25000,30000,40000,50000"
     )]
     pub ramp_rates: Vec<f64>,
     /// The same for Serf

@@ -7,8 +7,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::results::Latency;
 use hearsay::receiver::{Received, Receiver};
-use serde::Serialize;
 use tokio::time::Instant;
 
 /// A system under test, seen from the publisher.
@@ -138,31 +138,6 @@ pub async fn collect(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Latency {
-    pub events: usize,
-    pub refused: u64,
-    pub refusals: std::collections::BTreeMap<String, u64>,
-    pub publisher_late: u64,
-    pub deliveries_expected: usize,
-    pub delivered: usize,
-    pub lost: usize,
-    pub duplicated: usize,
-    /// Accepted → the last other receiver has it.
-    pub time_to_all_p50_ms: f64,
-    pub time_to_all_p99_ms: f64,
-    /// Accepted → one receiver has it.
-    pub delivery_p50_ms: f64,
-    pub delivery_p99_ms: f64,
-    /// The same, counted from the moment the publish call was issued
-    /// (includes the publish round trip).
-    pub issued_time_to_all_p50_ms: f64,
-    pub issued_time_to_all_p99_ms: f64,
-    /// Sorted time-to-all samples (ms), for the CDF plot.
-    #[serde(skip)]
-    pub time_to_all: Vec<f64>,
 }
 
 /// The `p`-quantile of sorted samples (nearest rank), rounded to 1 µs.

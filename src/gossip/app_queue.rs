@@ -117,7 +117,7 @@ impl Default for AppQueueConfig {
         AppQueueConfig {
             max_pending: 10_000,
             max_batch: 500,
-            requests: RateSpec::new(200, 50),
+            requests: RateSpec::new(1000, 250),
             max_merged_keys: 1000,
         }
     }

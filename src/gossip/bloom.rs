@@ -7,6 +7,7 @@
 //! The filter itself is `fastbloom` (maintained, fast, seedable so runs are
 //! reproducible).
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use fastbloom::BloomFilter;
@@ -40,6 +41,21 @@ struct Generation {
     filter: BloomFilter,
     items: usize,
     started: Time,
+    /// The share of bits set, and the `items` it was counted at: counting
+    /// scans the whole filter, and the metrics ask four times a second.
+    fill: Cell<(usize, f64)>,
+}
+
+impl Generation {
+    fn fill(&self) -> f64 {
+        let (at, ratio) = self.fill.get();
+        if at == self.items {
+            return ratio;
+        }
+        let ratio = fill(&self.filter);
+        self.fill.set((self.items, ratio));
+        ratio
+    }
 }
 
 pub struct RotatingBloom {
@@ -80,6 +96,7 @@ impl RotatingBloom {
             filter,
             items: 0,
             started: now,
+            fill: Cell::new((0, 0.0)),
         }
     }
 
@@ -113,12 +130,12 @@ impl RotatingBloom {
 
     /// Share of bits set in the current generation.
     pub fn fill_ratio(&self) -> f64 {
-        fill(&self.current.filter)
+        self.current.fill()
     }
 
     /// The false-positive rate a lookup has now, from the bits actually set.
     pub fn estimated_fp_rate(&self) -> f64 {
-        let p = |g: &Generation| fill(&g.filter).powi(g.filter.num_hashes() as i32);
+        let p = |g: &Generation| g.fill().powi(g.filter.num_hashes() as i32);
         let cur = p(&self.current);
         let prev = self.previous.as_ref().map_or(0.0, p);
         1.0 - (1.0 - cur) * (1.0 - prev)

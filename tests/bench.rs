@@ -1,0 +1,100 @@
+//! The benchmark harness (`examples/bench`), end to end at a small scale:
+//! three nodes of each system, a short latency run and one ramp step. It
+//! installs `redis-server` and `serf` with apt when they are missing (as
+//! root), as the README's benchmark command does, so CI checks the whole
+//! path the published figures come from. The figures themselves are not
+//! judged here: this machine is shared and noisy.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+mod common;
+
+// The report's own unit tests (which targets a run meets) run here: a
+// test-mode example is not also built as the program this test runs.
+#[allow(dead_code)]
+#[path = "../examples/bench/report.rs"]
+mod report;
+#[allow(dead_code)]
+#[path = "../examples/bench/results.rs"]
+mod results;
+
+/// `cargo test` builds the examples next to the binaries of the same profile.
+fn bench_binary() -> PathBuf {
+    let hearsay = common::binary();
+    hearsay
+        .parent()
+        .expect("the hearsay binary has a directory")
+        .join("examples")
+        .join(format!("bench{}", std::env::consts::EXE_SUFFIX))
+}
+
+fn system<'a>(results: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    results["systems"]
+        .as_array()
+        .expect("results.json lists systems")
+        .iter()
+        .find(|s| s["system"] == name)
+        .unwrap_or_else(|| panic!("{name} did not run; notes: {}", results["notes"]))
+}
+
+#[test]
+fn the_harness_runs_all_three_systems_and_hearsay_loses_nothing() {
+    let out = common::test_dir("bench");
+    let status = Command::new(bench_binary())
+        .arg("--hearsay")
+        .arg(common::binary())
+        .args(["--nodes", "3", "--events", "40", "--rate", "20"])
+        .args(["--ramp-rates", "1000", "--serf-ramp-rates", "10"])
+        .args(["--ramp-seconds", "1"])
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("run the bench harness");
+    assert!(status.success(), "bench exited with {status}");
+
+    for file in [
+        "report.md",
+        "results.json",
+        "latency-cdf.svg",
+        "time-to-all.svg",
+    ] {
+        let len = std::fs::metadata(out.join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .len();
+        assert!(len > 100, "{file} is only {len} bytes");
+    }
+    let text = std::fs::read_to_string(out.join("results.json")).unwrap();
+    let results: serde_json::Value = serde_json::from_str(&text).unwrap();
+
+    let hearsay = system(&results, "hearsay");
+    let run = &hearsay["runs"][0];
+    assert_eq!(run["nodes"], 3);
+    assert_eq!(run["refused"], 0, "{run}");
+    assert_eq!(run["deliveries_expected"], 40 * 2, "{run}");
+    assert_eq!(run["delivered"], run["deliveries_expected"], "{run}");
+    assert_eq!(run["lost"], 0, "{run}");
+    assert_eq!(run["duplicated"], 0, "{run}");
+    // Every peer got each event's payload once, from the sidecars' metrics.
+    let copies = run["payload_frames_per_event_per_peer"].as_f64().unwrap();
+    assert!((0.99..=1.2).contains(&copies), "{run}");
+    assert!(hearsay["rss_idle_kib"].as_u64().unwrap() > 0);
+    let step = &hearsay["ramp"][0];
+    assert_eq!(step["lost"], 0, "{step}");
+    assert_eq!(step["duplicated"], 0, "{step}");
+
+    // The comparison systems ran the same workload through their own path.
+    for name in ["redis", "serf"] {
+        let run = &system(&results, name)["runs"][0];
+        assert_eq!(run["nodes"], 3, "{name}: {run}");
+        assert!(
+            run["delivered"].as_u64().unwrap() > 0,
+            "{name} delivered nothing: {run}"
+        );
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for name in ["hearsay", "redis", "serf"] {
+        assert!(report.contains(&format!("| {name} | 3 |")), "{report}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
