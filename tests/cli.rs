@@ -163,3 +163,72 @@ async fn the_demo_with_ten_nodes_delivers_everything_once() {
     assert_eq!(r["config_converged"], true);
     assert!(r["time_to_all_p99_ms"].as_f64().unwrap() > 0.0);
 }
+
+/// `kill` (SIGTERM) stops the demo like Ctrl-C does: every sidecar it
+/// started goes with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_demo_and_every_sidecar_it_started() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+    let mut child = tokio::process::Command::new(binary())
+        .args(["demo", "--nodes", "3", "--events", "10", "--rate", "100"])
+        .arg("--keep-running")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if line.contains("keeps running") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(waited, Ok(true), "the demo never said it keeps running");
+    // Keep draining stderr so the demo never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+
+    let mut summary = String::new();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = [0u8; 8192];
+    // The summary is written before the "keeps running" line.
+    while !summary.contains("metrics\n") || summary.matches("node-").count() < 3 {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), stdout.read(&mut buf))
+            .await
+            .expect("the summary lists every node")
+            .unwrap();
+        assert!(n > 0, "stdout ended early: {summary}");
+        summary.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let addrs: Vec<std::net::SocketAddr> = summary
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("http://"))
+        .filter_map(|w| w.split('/').next()?.parse().ok())
+        .collect();
+    assert_eq!(
+        addrs.len(),
+        6,
+        "an api and a metrics address per node: {summary}"
+    );
+    for a in &addrs {
+        assert!(std::net::TcpStream::connect(a).is_ok(), "{a} is not up");
+    }
+
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+        .await
+        .expect("the demo stops within 30 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    for a in &addrs {
+        assert!(
+            std::net::TcpStream::connect(a).is_err(),
+            "{a} still answers after the demo stopped"
+        );
+    }
+}

@@ -140,7 +140,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
                         Failure::Runtime(anyhow::anyhow!("cannot listen on {}: {e}", a.listen))
                     })?;
                 tracing::info!(url = %r.url(), "receiving hearsay events; Ctrl-C stops");
-                let _ = tokio::signal::ctrl_c().await;
+                crate::shutdown::signal().await;
                 r.stop().await;
                 Ok(())
             })

@@ -122,7 +122,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
 
     let outcome = tokio::select! {
         r = exercise(&args, &cluster, &receivers) => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        s = crate::shutdown::signal() => Err(anyhow::anyhow!("interrupted by {s}")),
     };
     let report = match outcome {
         Ok(mut report) => {
@@ -141,7 +141,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
     }
     if args.keep_running {
         eprintln!("\nthe cluster keeps running; Ctrl-C stops it");
-        let _ = tokio::signal::ctrl_c().await;
+        crate::shutdown::signal().await;
     }
     cluster.shutdown(Duration::from_secs(10)).await;
     for r in receivers {

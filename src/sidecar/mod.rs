@@ -74,22 +74,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM; stop with SIGINT");
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-    }
-}
-
 /// Runs the sidecar until a signal, then drains and returns.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
@@ -315,7 +299,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         "hearsay is running"
     );
 
-    let signal = wait_for_signal().await;
+    let signal = crate::shutdown::signal().await;
     tracing::info!(signal, grace = ?settings.shutdown_grace, "stopping: no new publishes; sending and delivering what is queued");
     shutting_down.store(true, Ordering::Relaxed);
     readiness.listeners_up.store(false, Ordering::Relaxed);
