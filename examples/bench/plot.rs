@@ -71,6 +71,7 @@ pub fn latency_cdf(r: &Results, path: &Path) -> anyhow::Result<()> {
         .configure_mesh()
         .x_desc("milliseconds after the publish was accepted (log scale)")
         .y_desc("fraction of events at every node")
+        .x_label_formatter(&|v| number(*v))
         .draw()
         .map_err(err)?;
     for (system, samples) in series {
@@ -129,6 +130,8 @@ pub fn time_to_all_vs_n(r: &Results, path: &Path) -> anyhow::Result<()> {
         .configure_mesh()
         .x_desc("nodes (log scale)")
         .y_desc("milliseconds (log scale)")
+        .x_label_formatter(&|v| number(*v))
+        .y_label_formatter(&|v| number(*v))
         .draw()
         .map_err(err)?;
     for s in &r.systems {
@@ -181,4 +184,13 @@ pub fn time_to_all_vs_n(r: &Results, path: &Path) -> anyhow::Result<()> {
         .map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
+}
+
+/// An axis label: `0.5`, `3`, `10000`, never `10000.0`.
+fn number(v: f64) -> String {
+    if v >= 1.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}").trim_end_matches('0').to_owned()
+    }
 }
