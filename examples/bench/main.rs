@@ -90,9 +90,10 @@ async fn run(args: suite::Args) -> anyhow::Result<()> {
     let (systems, notes) = install::ensure(!args.no_install);
     let out: PathBuf = args.out.clone();
     // Dropping the run on a signal kills every process it started.
+    let mut signals = hearsay::shutdown::Signals::listen();
     let results = tokio::select! {
         r = suite::run_all(&args, &bench, &hearsay, &systems, notes) => r?,
-        s = hearsay::shutdown::signal() => anyhow::bail!("interrupted by {s}"),
+        s = signals.recv() => anyhow::bail!("interrupted by {s}"),
     };
     std::fs::create_dir_all(&out)?;
     let json = serde_json::to_string_pretty(&results)?;

@@ -134,13 +134,14 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
             init_logging(false);
             let rt = runtime().map_err(|e| Failure::Runtime(e.into()))?;
             rt.block_on(async {
+                let mut signals = crate::shutdown::Signals::listen();
                 let r = crate::receiver::Receiver::start(a.listen, true)
                     .await
                     .map_err(|e| {
                         Failure::Runtime(anyhow::anyhow!("cannot listen on {}: {e}", a.listen))
                     })?;
                 tracing::info!(url = %r.url(), "receiving hearsay events; Ctrl-C stops");
-                crate::shutdown::signal().await;
+                signals.recv().await;
                 r.stop().await;
                 Ok(())
             })

@@ -102,12 +102,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
         Some(b) => b.clone(),
         None => std::env::current_exe().context("cannot find this binary")?,
     };
+    // Listening from here on: a signal sent while the cluster starts, or
+    // just as the summary is printed, is not lost.
+    let mut signals = crate::shutdown::Signals::listen();
     say(&format!(
         "starting {} sidecars (logs and files in {})",
         args.nodes,
         dir.display()
     ));
-    let cluster = LocalCluster::start(
+    let starting = LocalCluster::start(
         ClusterOptions {
             binary,
             dir: dir.clone(),
@@ -116,13 +119,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
             start_timeout: Duration::from_secs(20),
         },
         &urls,
-    )
-    .await?;
+    );
+    // Dropping a half-started cluster kills what it started.
+    let cluster = tokio::select! {
+        c = starting => c?,
+        s = signals.recv() => anyhow::bail!("interrupted by {s}"),
+    };
     say("every sidecar sees every other; publishing");
 
     let outcome = tokio::select! {
         r = exercise(&args, &cluster, &receivers) => r,
-        s = crate::shutdown::signal() => Err(anyhow::anyhow!("interrupted by {s}")),
+        s = signals.recv() => Err(anyhow::anyhow!("interrupted by {s}")),
     };
     let report = match outcome {
         Ok(mut report) => {
@@ -141,7 +148,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
     }
     if args.keep_running {
         eprintln!("\nthe cluster keeps running; Ctrl-C stops it");
-        crate::shutdown::signal().await;
+        signals.recv().await;
     }
     cluster.shutdown(Duration::from_secs(10)).await;
     for r in receivers {

@@ -273,6 +273,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     ));
 
     readiness.listeners_up.store(true, Ordering::Relaxed);
+    // Listening before anyone can learn we are up (the ready file, the log
+    // line): a SIGTERM sent the moment after is then a graceful stop.
+    let mut signals = crate::shutdown::Signals::listen();
     if let Some(path) = &settings.ready_file {
         let ready = ReadyFile {
             node: &settings.node_name,
@@ -299,7 +302,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         "hearsay is running"
     );
 
-    let signal = crate::shutdown::signal().await;
+    let signal = signals.recv().await;
     tracing::info!(signal, grace = ?settings.shutdown_grace, "stopping: no new publishes; sending and delivering what is queued");
     shutting_down.store(true, Ordering::Relaxed);
     readiness.listeners_up.store(false, Ordering::Relaxed);
