@@ -8,6 +8,8 @@
 
 mod args;
 mod file;
+mod sources;
+mod values;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -19,6 +21,8 @@ use thiserror::Error;
 
 pub use args::RunArgs;
 pub use file::FileSettings;
+use sources::{resolve_k8s, resolve_keys};
+pub use values::{DiscoveryMode, HumanDuration, K8sSettings, K8sSource, KeySource, LogFormat};
 
 use crate::gossip::NodeConfig;
 use crate::gossip::app_queue::AppQueueConfig;
@@ -31,131 +35,6 @@ pub struct SettingError {
     /// The flag, environment variable or file key at fault.
     pub setting: String,
     pub reason: String,
-}
-
-/// A duration written for people: `500ms`, `5s`, `2m`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct HumanDuration(pub Duration);
-
-impl FromStr for HumanDuration {
-    type Err = humantime::DurationError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        humantime::parse_duration(s).map(HumanDuration)
-    }
-}
-
-impl fmt::Display for HumanDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
-    }
-}
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum DiscoveryMode {
-    /// A fixed list of `host:port` (and/or a file of them, re-read on change).
-    Static,
-    /// Pods (or EndpointSlices) from the Kubernetes API.
-    Kubernetes,
-}
-
-impl FromStr for DiscoveryMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "static" => Ok(DiscoveryMode::Static),
-            "kubernetes" => Ok(DiscoveryMode::Kubernetes),
-            "dns" => Err("discovery \"dns\" is not available yet; use static or kubernetes".into()),
-            other => Err(format!(
-                "unknown discovery {other:?}; expected static or kubernetes"
-            )),
-        }
-    }
-}
-
-/// What Kubernetes discovery watches.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum K8sSource {
-    /// Pods matching the selector.
-    Pods,
-    /// The EndpointSlices of this (headless) Service.
-    EndpointSlices { service: String },
-}
-
-impl FromStr for K8sSource {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "pods" => Ok(K8sSource::Pods),
-            "endpointslices" => Ok(K8sSource::EndpointSlices {
-                service: String::new(),
-            }),
-            other => Err(format!(
-                "unknown mode {other:?}; expected pods or endpointslices"
-            )),
-        }
-    }
-}
-
-/// Kubernetes discovery's settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct K8sSettings {
-    pub source: K8sSource,
-    /// Label selector for pods (required in pod mode; optional extra filter
-    /// for EndpointSlices).
-    pub selector: String,
-    pub namespace: Option<String>,
-    /// The container port whose name says where a peer's gossip listens.
-    pub gossip_port_name: String,
-    /// This pod, from the downward API: excluded from its own peers.
-    pub pod_uid: Option<String>,
-    pub pod_name: Option<String>,
-}
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-impl FromStr for LogFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "text" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            other => Err(format!(
-                "unknown log format {other:?}; expected text or json"
-            )),
-        }
-    }
-}
-
-/// Where the gossip key comes from.
-#[derive(Clone, PartialEq, Eq)]
-pub enum KeySource {
-    /// No authentication (`--insecure`): only for local experiments.
-    Insecure,
-    /// Files (a mounted Secret), re-read when they change.
-    Files {
-        primary: PathBuf,
-        secondary: Option<PathBuf>,
-    },
-    /// The key itself, from `HEARSAY_GOSSIP_KEY`.
-    Inline(Vec<u8>),
-}
-
-impl fmt::Debug for KeySource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KeySource::Insecure => write!(f, "Insecure"),
-            KeySource::Files { primary, secondary } => f
-                .debug_struct("Files")
-                .field("primary", primary)
-                .field("secondary", secondary)
-                .finish(),
-            KeySource::Inline(_) => write!(f, "Inline(<redacted>)"),
-        }
-    }
 }
 
 /// Everything `hearsay run` needs, validated.
@@ -699,140 +578,6 @@ fn parse_webhook_url(s: &str) -> Result<hyper::Uri, SettingError> {
         return Err(bad("--webhook-url", format!("{s:?} has no host")));
     }
     Ok(uri)
-}
-
-fn resolve_k8s(
-    args: &RunArgs,
-    env: Env<'_>,
-    file: &FileSettings,
-) -> Result<K8sSettings, SettingError> {
-    let text = |flag: &Option<String>, var: &str, file: &Option<String>| {
-        flag.clone()
-            .or_else(|| env(var).filter(|v| !v.is_empty()))
-            .or_else(|| file.clone())
-            .filter(|v| !v.is_empty())
-    };
-    let mode =
-        text(&args.k8s_mode, "HEARSAY_K8S_MODE", &file.k8s_mode).unwrap_or_else(|| "pods".into());
-    let service = text(&args.k8s_service, "HEARSAY_K8S_SERVICE", &file.k8s_service);
-    let source = match mode
-        .parse::<K8sSource>()
-        .map_err(|e| bad("--k8s-mode / HEARSAY_K8S_MODE", e))?
-    {
-        K8sSource::Pods => K8sSource::Pods,
-        K8sSource::EndpointSlices { .. } => K8sSource::EndpointSlices {
-            service: service.ok_or_else(|| {
-                bad(
-                    "--k8s-service / HEARSAY_K8S_SERVICE",
-                    "the endpointslices mode needs the name of the headless Service",
-                )
-            })?,
-        },
-    };
-    let selector = text(
-        &args.k8s_selector,
-        "HEARSAY_K8S_SELECTOR",
-        &file.k8s_selector,
-    )
-    .unwrap_or_default();
-    if source == K8sSource::Pods && selector.is_empty() {
-        return Err(bad(
-            "--k8s-selector / HEARSAY_K8S_SELECTOR",
-            "Kubernetes discovery needs the label selector of the app's pods, e.g. app=orders",
-        ));
-    }
-    let namespace = text(
-        &args.k8s_namespace,
-        "HEARSAY_K8S_NAMESPACE",
-        &file.k8s_namespace,
-    )
-    .or_else(|| env("POD_NAMESPACE").filter(|v| !v.is_empty()));
-    let gossip_port_name = text(
-        &args.k8s_gossip_port_name,
-        "HEARSAY_K8S_GOSSIP_PORT_NAME",
-        &file.k8s_gossip_port_name,
-    )
-    .unwrap_or_else(|| "gossip".into());
-    let pod_uid = env("POD_UID").filter(|v| !v.is_empty());
-    let pod_name = env("POD_NAME").filter(|v| !v.is_empty());
-    if pod_uid.is_none() && pod_name.is_none() {
-        return Err(bad(
-            "POD_UID",
-            "Kubernetes discovery needs this pod's identity: set POD_UID (and POD_NAME) from the downward API",
-        ));
-    }
-    Ok(K8sSettings {
-        source,
-        selector,
-        namespace,
-        gossip_port_name,
-        pod_uid,
-        pod_name,
-    })
-}
-
-fn check_key_file(name: &str, path: &std::path::Path) -> Result<(), SettingError> {
-    let key = std::fs::read(path)
-        .map_err(|e| bad(name, format!("cannot read {}: {e}", path.display())))?;
-    if key.trim_ascii().len() < MIN_KEY_LEN {
-        return Err(bad(
-            name,
-            format!("{} holds fewer than {MIN_KEY_LEN} bytes", path.display()),
-        ));
-    }
-    Ok(())
-}
-
-fn resolve_keys(
-    args: &RunArgs,
-    env: Env<'_>,
-    file: &FileSettings,
-    insecure: bool,
-) -> Result<KeySource, SettingError> {
-    let primary = args
-        .gossip_key_file
-        .clone()
-        .or_else(|| {
-            env("HEARSAY_GOSSIP_KEY_FILE")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .or_else(|| file.gossip_key_file.clone().map(PathBuf::from));
-    let secondary = args
-        .gossip_secondary_key_file
-        .clone()
-        .or_else(|| {
-            env("HEARSAY_GOSSIP_SECONDARY_KEY_FILE")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .or_else(|| file.gossip_secondary_key_file.clone().map(PathBuf::from));
-    let inline = env("HEARSAY_GOSSIP_KEY").filter(|v| !v.is_empty());
-    match (primary, inline, insecure) {
-        (Some(primary), _, _) => {
-            check_key_file("--gossip-key-file", &primary)?;
-            // The secondary file exists only while a key is being rotated
-            // (the Secret then has a `secondary` key): absent is fine.
-            if let Some(path) = secondary.as_ref().filter(|p| p.exists()) {
-                check_key_file("--gossip-secondary-key-file", path)?;
-            }
-            Ok(KeySource::Files { primary, secondary })
-        }
-        (None, Some(key), _) => {
-            if key.len() < MIN_KEY_LEN {
-                return Err(bad(
-                    "HEARSAY_GOSSIP_KEY",
-                    format!("fewer than {MIN_KEY_LEN} bytes"),
-                ));
-            }
-            Ok(KeySource::Inline(key.into_bytes()))
-        }
-        (None, None, true) => Ok(KeySource::Insecure),
-        (None, None, false) => Err(bad(
-            "--gossip-key-file",
-            "a gossip key is required (HEARSAY_GOSSIP_KEY_FILE or HEARSAY_GOSSIP_KEY), or --insecure for local experiments",
-        )),
-    }
 }
 
 #[cfg(test)]
