@@ -33,6 +33,8 @@ pub struct ApiCtx {
     pub cmd_tx: mpsc::Sender<Command>,
     pub token: Option<String>,
     pub shutting_down: Arc<AtomicBool>,
+    /// `hearsay_publish_refused_total{reason="shutting_down"}`.
+    pub refused_shutting_down: prometheus::IntCounter,
 }
 
 pub async fn handle(req: Request<Incoming>, ctx: Arc<ApiCtx>) -> Response<Body> {
@@ -110,6 +112,9 @@ fn publish_error(e: &PublishError) -> Response<Body> {
         PublishError::Invalid(inner) => {
             http::error(StatusCode::BAD_REQUEST, code_of(inner), &inner.to_string())
         }
+        PublishError::NoSuchKey { .. } => {
+            http::error(StatusCode::NOT_FOUND, "not_found", &e.to_string())
+        }
     }
 }
 
@@ -130,6 +135,7 @@ fn retry_after_seconds(d: Duration) -> u64 {
 
 fn shutting_down(ctx: &ApiCtx) -> Option<Response<Body>> {
     ctx.shutting_down.load(Ordering::Relaxed).then(|| {
+        ctx.refused_shutting_down.inc();
         http::error(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",

@@ -5,7 +5,8 @@
 //!   all}`; a merge made under queue pressure adds `coalesced`, the ids of
 //!   every event it stands for.
 //! - `dev.hearsay.config`: `data` is `{key, value, version}`; `value` is
-//!   null for a delete.
+//!   null for a delete, and for a key this replica evicted at the register
+//!   cap, which also carries `evicted: true`.
 //! - `dev.hearsay.flush`: `data` is `{cache, reason}`; `cache` null means
 //!   every cache.
 
@@ -14,8 +15,8 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::super::sidecar::clock::rfc3339;
-use crate::gossip::app_queue::{AppMessage, FlushCause};
-use crate::gossip::{Event, EventBody, Origin, Time};
+use crate::gossip::app_queue::AppMessage;
+use crate::gossip::{Event, EventBody, Origin, Time, Version};
 
 pub const CONTENT_TYPE: &str = "application/cloudevents-batch+json";
 pub const TYPE_INVALIDATE: &str = "dev.hearsay.invalidate";
@@ -50,6 +51,8 @@ enum Data<'a> {
         key: &'a str,
         value: Option<&'a str>,
         version: String,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        evicted: bool,
     },
     Flush {
         cache: Option<&'a str>,
@@ -62,6 +65,7 @@ enum Data<'a> {
 pub struct Encoder {
     origin: Origin,
     flushes: u64,
+    evictions: u64,
 }
 
 fn source(origin: Origin) -> String {
@@ -78,7 +82,11 @@ fn set_strs(v: &BTreeSet<String>) -> Vec<&str> {
 
 impl Encoder {
     pub fn new(origin: Origin) -> Encoder {
-        Encoder { origin, flushes: 0 }
+        Encoder {
+            origin,
+            flushes: 0,
+            evictions: 0,
+        }
     }
 
     fn event<'a>(&self, e: &'a Event) -> CloudEvent<'a> {
@@ -103,7 +111,8 @@ impl Encoder {
                 Data::Config {
                     key,
                     value: Some(value),
-                    version: format!("{}-{}", version.hlc, version.origin),
+                    version: version_text(version),
+                    evicted: false,
                 },
             ),
             EventBody::ConfigDelete { key, version } => (
@@ -111,7 +120,8 @@ impl Encoder {
                 Data::Config {
                     key,
                     value: None,
-                    version: format!("{}-{}", version.hlc, version.origin),
+                    version: version_text(version),
+                    evicted: false,
                 },
             ),
         };
@@ -155,7 +165,24 @@ impl Encoder {
                         coalesced: Some(ids.iter().map(|i| i.to_string()).collect()),
                     },
                 },
-                AppMessage::Flush { cache, cause } => {
+                AppMessage::ConfigEvicted { key, version } => {
+                    self.evictions += 1;
+                    CloudEvent {
+                        specversion: "1.0",
+                        id: format!("{}-evict-{}", self.origin, self.evictions),
+                        source: source(self.origin),
+                        kind: TYPE_CONFIG,
+                        time: rfc3339(now),
+                        datacontenttype: "application/json",
+                        data: Data::Config {
+                            key,
+                            value: None,
+                            version: version_text(version),
+                            evicted: true,
+                        },
+                    }
+                }
+                AppMessage::Flush { cache, reason } => {
                     self.flushes += 1;
                     CloudEvent {
                         specversion: "1.0",
@@ -166,7 +193,7 @@ impl Encoder {
                         datacontenttype: "application/json",
                         data: Data::Flush {
                             cache: cache.as_deref(),
-                            reason: flush_reason(*cause),
+                            reason: reason.as_str(),
                         },
                     }
                 }
@@ -177,8 +204,9 @@ impl Encoder {
     }
 }
 
-fn flush_reason(c: FlushCause) -> &'static str {
-    c.as_str()
+/// A version as the API prints it: `<hybrid logical clock>-<origin>`.
+pub fn version_text(v: &Version) -> String {
+    format!("{}-{}", v.hlc, v.origin)
 }
 
 #[cfg(test)]
@@ -186,7 +214,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::gossip::{EventId, Invalidation, Version};
+    use crate::gossip::{EventId, FlushReason, Invalidation};
 
     #[test]
     fn a_batch_is_a_json_array_of_cloudevents() {
@@ -221,13 +249,20 @@ mod tests {
             AppMessage::Event(del),
             AppMessage::Flush {
                 cache: None,
-                cause: FlushCause::Gap,
+                reason: FlushReason::GapUnrecoverable,
+            },
+            AppMessage::ConfigEvicted {
+                key: "zz".into(),
+                version: Version {
+                    hlc: 9,
+                    origin: Origin(0xcd),
+                },
             },
         ];
         let bytes = Encoder::new(Origin(1)).encode(&batch, Time::from_millis(1_700_000_000_500));
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         let a = v.as_array().unwrap();
-        assert_eq!(a.len(), 3);
+        assert_eq!(a.len(), 4);
         assert_eq!(a[0]["specversion"], "1.0");
         assert_eq!(a[0]["type"], TYPE_INVALIDATE);
         assert_eq!(a[0]["id"], "00000000000000ab0000000000000007");
@@ -240,7 +275,13 @@ mod tests {
         assert!(a[1]["data"]["value"].is_null());
         assert_eq!(a[2]["type"], TYPE_FLUSH);
         assert!(a[2]["data"]["cache"].is_null());
-        assert_eq!(a[2]["data"]["reason"], "gap");
+        assert_eq!(a[2]["data"]["reason"], "gap_unrecoverable");
         assert_eq!(a[2]["id"], "0000000000000001-flush-1");
+        assert!(a[1]["data"].get("evicted").is_none());
+        assert_eq!(a[3]["type"], TYPE_CONFIG);
+        assert_eq!(a[3]["data"]["key"], "zz");
+        assert!(a[3]["data"]["value"].is_null());
+        assert_eq!(a[3]["data"]["evicted"], true);
+        assert_eq!(a[3]["data"]["version"], "9-00000000000000cd");
     }
 }

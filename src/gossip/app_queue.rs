@@ -17,38 +17,10 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::event::{Event, EventBody, EventId};
+use super::event::{Event, EventBody, EventId, Version};
 use super::ratelimit::{RateSpec, TokenBucket};
+pub use super::runtime::FlushReason;
 use super::time::Time;
-
-/// Why the app is told to flush, from the delivery side's point of view.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum FlushCause {
-    /// The gossip core could not prove delivery (a gap, see
-    /// [`super::FlushReason`]).
-    Gap,
-    /// Too many keys pending for one cache.
-    CacheOverflow,
-    /// Too many caches pending at once.
-    QueueOverflow,
-    /// The app kept failing past the retry budget.
-    WebhookBudget,
-    /// This sidecar (re)started: whatever the app missed while it was down
-    /// is covered.
-    SidecarStart,
-}
-
-impl FlushCause {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FlushCause::Gap => "gap",
-            FlushCause::CacheOverflow => "cache_overflow",
-            FlushCause::QueueOverflow => "queue_overflow",
-            FlushCause::WebhookBudget => "webhook_budget",
-            FlushCause::SidecarStart => "sidecar_start",
-        }
-    }
-}
 
 /// One entry for the app.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +38,13 @@ pub enum AppMessage {
     Flush {
         /// `None`: every cache.
         cache: Option<String>,
-        cause: FlushCause,
+        reason: FlushReason,
+    },
+    /// A live config key this node evicted to stay under the register cap
+    /// (see `registers`): for this replica the key is gone.
+    ConfigEvicted {
+        key: String,
+        version: Version,
     },
 }
 
@@ -76,7 +54,7 @@ impl AppMessage {
         match self {
             AppMessage::Event(_) => 1,
             AppMessage::Merged { ids, .. } => ids.len(),
-            AppMessage::Flush { .. } => 0,
+            AppMessage::Flush { .. } | AppMessage::ConfigEvicted { .. } => 0,
         }
     }
 
@@ -87,13 +65,14 @@ impl AppMessage {
                 _ => None,
             },
             AppMessage::Merged { cache, .. } => Some(cache),
-            AppMessage::Flush { .. } => None,
+            AppMessage::Flush { .. } | AppMessage::ConfigEvicted { .. } => None,
         }
     }
 
     fn config_key(&self) -> Option<&str> {
         match self {
             AppMessage::Event(e) => e.body.config_version().map(|(k, _)| k),
+            AppMessage::ConfigEvicted { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -130,10 +109,8 @@ pub struct AppQueueStats {
     pub coalesced: u64,
     pub config_superseded: u64,
     pub flushes_queued: u64,
-    pub flush_cache_overflow: u64,
-    pub flush_queue_overflow: u64,
-    pub flush_webhook_budget: u64,
-    pub flush_sidecar_start: u64,
+    /// Flushes queued by reason, indexed like [`FlushReason::ALL`].
+    pub flushes: [u64; FlushReason::ALL.len()],
     /// Events that became part of a flush instead of being delivered.
     pub events_flushed: u64,
     pub rate_limited: u64,
@@ -177,25 +154,40 @@ impl AppQueue {
     pub fn push_event(&mut self, event: Arc<Event>) {
         self.stats.enqueued += 1;
         if let Some(key) = event.body.config_version().map(|(k, _)| k.to_owned()) {
-            let before = self.items.len();
-            self.items.retain(|m| m.config_key() != Some(key.as_str()));
-            self.stats.config_superseded += (before - self.items.len()) as u64;
+            self.supersede_config(&key);
         }
         self.items.push_back(AppMessage::Event(event));
         self.relieve_pressure();
     }
 
+    /// Tells the app that a config key it may hold is gone from this
+    /// replica (evicted at the register cap).
+    pub fn push_config_evicted(&mut self, key: &str, version: Version) {
+        self.stats.enqueued += 1;
+        self.supersede_config(key);
+        self.items.push_back(AppMessage::ConfigEvicted {
+            key: key.to_owned(),
+            version,
+        });
+        self.relieve_pressure();
+    }
+
+    fn supersede_config(&mut self, key: &str) {
+        let before = self.items.len();
+        self.items.retain(|m| m.config_key() != Some(key));
+        self.stats.config_superseded += (before - self.items.len()) as u64;
+    }
+
+    /// Flushes queued with this reason so far.
+    pub fn flushes(&self, reason: FlushReason) -> u64 {
+        self.stats.flushes[reason_index(reason)]
+    }
+
     /// Queues a flush. A flush of one cache covers that cache's pending
     /// invalidations; a flush of everything covers all of them.
-    pub fn push_flush(&mut self, cache: Option<&str>, cause: FlushCause) {
+    pub fn push_flush(&mut self, cache: Option<&str>, reason: FlushReason) {
         self.stats.flushes_queued += 1;
-        match cause {
-            FlushCause::CacheOverflow => self.stats.flush_cache_overflow += 1,
-            FlushCause::QueueOverflow => self.stats.flush_queue_overflow += 1,
-            FlushCause::WebhookBudget => self.stats.flush_webhook_budget += 1,
-            FlushCause::SidecarStart => self.stats.flush_sidecar_start += 1,
-            FlushCause::Gap => {}
-        }
+        self.stats.flushes[reason_index(reason)] += 1;
         let covered: Vec<usize> = self
             .items
             .iter()
@@ -216,14 +208,14 @@ impl AppQueue {
         }
         self.items.push_back(AppMessage::Flush {
             cache: cache.map(str::to_owned),
-            cause,
+            reason,
         });
     }
 
     /// The app kept failing: everything pending but config becomes one
     /// flush of all caches, delivered when the app is back.
     pub fn give_up(&mut self) {
-        self.push_flush(None, FlushCause::WebhookBudget);
+        self.push_flush(None, FlushReason::WebhookBudget);
     }
 
     /// The next batch to send, or how long to wait for the request limit.
@@ -256,7 +248,7 @@ impl AppQueue {
         }
         self.coalesce_by_cache();
         if self.items.len() > self.cfg.max_pending {
-            self.push_flush(None, FlushCause::QueueOverflow);
+            self.push_flush(None, FlushReason::QueueOverflow);
         }
     }
 
@@ -295,15 +287,22 @@ impl AppQueue {
             {
                 self.stats.events_flushed += ids.len() as u64;
                 self.stats.flushes_queued += 1;
-                self.stats.flush_cache_overflow += 1;
+                self.stats.flushes[reason_index(FlushReason::CacheOverflow)] += 1;
                 *m = AppMessage::Flush {
                     cache: Some(cache.clone()),
-                    cause: FlushCause::CacheOverflow,
+                    reason: FlushReason::CacheOverflow,
                 };
             }
         }
         self.items = out;
     }
+}
+
+fn reason_index(reason: FlushReason) -> usize {
+    FlushReason::ALL
+        .iter()
+        .position(|r| *r == reason)
+        .unwrap_or_default()
 }
 
 /// Two entries for the same cache as one.
@@ -354,7 +353,7 @@ fn into_merged(m: AppMessage) -> Option<AppMessage> {
             }),
             _ => None,
         },
-        AppMessage::Flush { .. } => None,
+        AppMessage::Flush { .. } | AppMessage::ConfigEvicted { .. } => None,
     }
 }
 
@@ -492,7 +491,7 @@ mod tests {
             batch[0],
             AppMessage::Flush {
                 cache: Some("a".into()),
-                cause: FlushCause::CacheOverflow
+                reason: FlushReason::CacheOverflow
             }
         );
         assert!(q.stats().events_flushed >= 5);
@@ -509,7 +508,7 @@ mod tests {
         assert!(batch.contains(&AppMessage::Event(config(1, "color", "blue"))));
         assert!(batch.contains(&AppMessage::Flush {
             cache: None,
-            cause: FlushCause::QueueOverflow
+            reason: FlushReason::QueueOverflow
         }));
         assert!(
             batch
@@ -532,7 +531,7 @@ mod tests {
     fn giving_up_leaves_one_flush_of_everything_and_the_config() {
         let mut q = queue(100, 100);
         q.push_event(inv(1, "a", "1"));
-        q.push_flush(Some("b"), FlushCause::Gap);
+        q.push_flush(Some("b"), FlushReason::GapTimeout);
         q.push_event(config(2, "color", "blue"));
         q.give_up();
         let batch = q.next_batch(Time::ZERO).unwrap();
@@ -542,7 +541,7 @@ mod tests {
                 AppMessage::Event(config(2, "color", "blue")),
                 AppMessage::Flush {
                     cache: None,
-                    cause: FlushCause::WebhookBudget
+                    reason: FlushReason::WebhookBudget
                 }
             ]
         );

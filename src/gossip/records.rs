@@ -5,6 +5,15 @@
 //! it. This is what anti-entropy digests carry, what repair requests are
 //! decided on, and where a gap shows: a seq known to exist above the
 //! watermark that has not arrived.
+//!
+//! A forgotten origin (its peer left, or restarted as a new origin, and the
+//! retention passed) keeps its final watermark for a while longer: a digest
+//! or a late copy from a peer that has not forgotten it yet must not bring
+//! it back as new, which would deliver its events again or report them
+//! lost (a `gap_unrecoverable` flush for events that all arrived).
+//!
+//! Every number from a peer is bounded by [`MAX_SEQ`] before it gets here,
+//! and the arithmetic saturates anyway.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -15,6 +24,16 @@ use super::event::Origin;
 use super::membership::PeerId;
 use super::message::DigestEntry;
 use super::time::Time;
+
+/// The highest seq, watermark or range end a node accepts from a peer. An
+/// honest origin publishing a million events a second would need 285 years
+/// to reach it; past it, `+ 1` on a watermark would be one step from
+/// wrapping, and a single hostile number would make every later event of
+/// its origin look old.
+pub const MAX_SEQ: u64 = 1 << 53;
+
+/// Forgotten origins remembered at most (each is a few words).
+pub const MAX_FORGOTTEN: usize = 16_384;
 
 /// What happened when a seq was marked received.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -60,11 +79,9 @@ impl SeqRecord {
         if self.is_seen(seq) {
             return Mark::Duplicate;
         }
-        if seq == self.watermark + 1 {
+        if seq == self.watermark.saturating_add(1) {
             self.watermark = seq;
-            while self.above.remove(&(self.watermark + 1)) {
-                self.watermark += 1;
-            }
+            self.absorb_above();
             self.known_max = self.known_max.max(seq);
             self.refresh_gap(now, true);
             return Mark::New;
@@ -95,15 +112,25 @@ impl SeqRecord {
             return 0;
         }
         let received = self.above.range(..=seq).count() as u64;
-        let covered = seq - self.watermark - received;
-        self.above = self.above.split_off(&(seq + 1));
+        let covered = (seq - self.watermark).saturating_sub(received);
+        self.above = match seq.checked_add(1) {
+            Some(next) => self.above.split_off(&next),
+            None => BTreeSet::new(),
+        };
         self.watermark = seq;
-        while self.above.remove(&(self.watermark + 1)) {
-            self.watermark += 1;
-        }
+        self.absorb_above();
         self.known_max = self.known_max.max(seq);
         self.refresh_gap(now, true);
         covered
+    }
+
+    /// Moves the watermark over seqs already received just above it.
+    fn absorb_above(&mut self) {
+        while let Some(next) = self.watermark.checked_add(1)
+            && self.above.remove(&next)
+        {
+            self.watermark = next;
+        }
     }
 
     /// How long the lowest missing seq has been known to be missing.
@@ -123,11 +150,20 @@ impl SeqRecord {
     }
 }
 
+/// What is kept of a forgotten origin.
+#[derive(Copy, Clone, Debug)]
+struct Forgotten {
+    watermark: u64,
+    member: Option<PeerId>,
+    at: Time,
+}
+
 /// All origins this node knows, and which peer owns each.
 #[derive(Debug, Default)]
 pub struct Records {
     map: FxHashMap<Origin, SeqRecord>,
     current_origin_of: FxHashMap<PeerId, Origin>,
+    forgotten: FxHashMap<Origin, Forgotten>,
 }
 
 impl Records {
@@ -135,19 +171,55 @@ impl Records {
         self.map.get(&origin)
     }
 
+    /// The origin's record, created if new. A forgotten origin comes back
+    /// with its final watermark (something newer than it arrived: its
+    /// process is alive after all), retired, so it is forgotten again after
+    /// the retention unless its peer speaks up.
     pub fn entry(&mut self, origin: Origin, now: Time) -> &mut SeqRecord {
-        self.map.entry(origin).or_insert_with(|| SeqRecord {
-            last_active: now,
-            ..SeqRecord::default()
-        })
+        let forgotten = &mut self.forgotten;
+        self.map
+            .entry(origin)
+            .or_insert_with(|| match forgotten.remove(&origin) {
+                Some(f) => SeqRecord {
+                    watermark: f.watermark,
+                    known_max: f.watermark,
+                    member: f.member,
+                    retired_at: Some(now),
+                    last_active: now,
+                    ..SeqRecord::default()
+                },
+                None => SeqRecord {
+                    last_active: now,
+                    ..SeqRecord::default()
+                },
+            })
     }
 
     pub fn is_seen(&self, origin: Origin, seq: u64) -> bool {
-        self.map.get(&origin).is_some_and(|r| r.is_seen(seq))
+        match self.map.get(&origin) {
+            Some(r) => r.is_seen(seq),
+            None => self
+                .forgotten
+                .get(&origin)
+                .is_some_and(|f| seq <= f.watermark),
+        }
     }
 
     pub fn watermark(&self, origin: Origin) -> u64 {
-        self.map.get(&origin).map_or(0, |r| r.watermark)
+        match self.map.get(&origin) {
+            Some(r) => r.watermark,
+            None => self.forgotten.get(&origin).map_or(0, |f| f.watermark),
+        }
+    }
+
+    /// Whether this origin was forgotten (and not brought back since).
+    pub fn is_forgotten(&self, origin: Origin) -> bool {
+        self.forgotten.contains_key(&origin)
+    }
+
+    /// Forgotten origins remembered now.
+    pub fn forgotten_len(&self) -> usize {
+        self.forgotten.len()
     }
 
     pub fn len(&self) -> usize {
@@ -210,7 +282,8 @@ impl Records {
 
     /// Forgets origins retired longer than `retention` ago, and origins
     /// whose owner is unknown that have been idle past `idle_ttl`. Never
-    /// forgets `keep` (the node's own origin). Returns what was forgotten.
+    /// forgets `keep` (the node's own origin). Each keeps its watermark in
+    /// the forgotten set for `idle_ttl` more. Returns what was forgotten.
     pub fn forget_expired(
         &mut self,
         now: Time,
@@ -232,8 +305,27 @@ impl Records {
             .map(|(o, _)| *o)
             .collect();
         gone.sort_unstable();
+        self.forgotten.retain(|_, f| now.since(f.at) < idle_ttl);
         for o in &gone {
-            self.map.remove(o);
+            if let Some(r) = self.map.remove(o) {
+                if self.forgotten.len() >= MAX_FORGOTTEN
+                    && let Some(oldest) = self
+                        .forgotten
+                        .iter()
+                        .min_by_key(|(o, f)| (f.at, **o))
+                        .map(|(o, _)| *o)
+                {
+                    self.forgotten.remove(&oldest);
+                }
+                self.forgotten.insert(
+                    *o,
+                    Forgotten {
+                        watermark: r.watermark,
+                        member: r.member,
+                        at: now,
+                    },
+                );
+            }
         }
         gone
     }
@@ -357,6 +449,50 @@ mod tests {
             vec![Origin(1)]
         );
         assert!(recs.get(Origin(2)).is_some());
+    }
+
+    #[test]
+    fn numbers_at_the_top_of_the_range_neither_panic_nor_wrap() {
+        let mut r = SeqRecord::default();
+        assert_eq!(r.mark(u64::MAX, T0, 16), Mark::New);
+        assert_eq!(r.cover_through(u64::MAX - 1, T0), u64::MAX - 1);
+        assert_eq!(r.watermark(), u64::MAX);
+        assert_eq!(r.mark(u64::MAX, T0, 16), Mark::Duplicate);
+        assert_eq!(r.cover_through(u64::MAX, T0), 0);
+        let mut r = SeqRecord::default();
+        r.mark(3, T0, 16);
+        assert_eq!(r.cover_through(u64::MAX, T0), u64::MAX - 1);
+    }
+
+    #[test]
+    fn a_forgotten_origin_keeps_its_watermark_and_comes_back_with_it() {
+        let mut recs = Records::default();
+        let retention = Duration::from_secs(30);
+        let idle = Duration::from_secs(3600);
+        for s in 1..=5 {
+            recs.entry(Origin(1), T0).mark(s, T0, 16);
+        }
+        recs.set_member(Origin(1), PeerId(9), T0);
+        recs.retire_member(PeerId(9), T0);
+        let later = T0 + retention;
+        assert_eq!(
+            recs.forget_expired(later, retention, idle, Origin(0)),
+            vec![Origin(1)]
+        );
+        assert!(recs.get(Origin(1)).is_none());
+        assert!(recs.is_seen(Origin(1), 5) && !recs.is_seen(Origin(1), 6));
+        assert_eq!(recs.watermark(Origin(1)), 5);
+        // Something newer arrives: the record is back, at 5, not at 0.
+        assert_eq!(recs.entry(Origin(1), later).mark(6, later, 16), Mark::New);
+        assert_eq!(recs.watermark(Origin(1)), 6);
+        assert!(!recs.is_forgotten(Origin(1)));
+        // The forgotten set itself expires after the idle TTL.
+        recs.retire_member(PeerId(9), later);
+        let t = later + retention;
+        recs.forget_expired(t, retention, idle, Origin(0));
+        assert!(recs.is_forgotten(Origin(1)));
+        recs.forget_expired(t + idle, retention, idle, Origin(0));
+        assert!(!recs.is_forgotten(Origin(1)) && recs.forgotten_len() == 0);
     }
 
     #[test]

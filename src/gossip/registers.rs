@@ -1,43 +1,79 @@
 //! Config values as last-writer-wins registers. A write and a delete are
 //! both versioned events; a delete leaves a tombstone so it cannot be undone
 //! by an older write arriving late.
+//!
+//! # The rule at the key limit
+//!
+//! `max_config_keys` bounds what a node accepts *from its own app* (live
+//! keys only; tombstones never block a write). Replication must not refuse
+//! what another replica accepted, or replicas diverge: two partitioned
+//! nodes can each accept a new key while at the limit. So a replicated
+//! write is accepted up to a hard cap of registers (live keys and
+//! tombstones, [`register_cap`]: four times the limit). If even that is
+//! reached, every node keeps the same registers: the ones whose keys sort
+//! first. A write to a key that sorts after every key held is refused; a
+//! write to one that sorts before evicts the last key. Since every node
+//! applies the same order to the same union of writes, they converge. An
+//! evicted live key is reported to the app (a config event with a null
+//! value, `evicted: true`), counted and logged.
+//!
+//! Tombstones expire `config_tombstone_ttl` after their *version's* time,
+//! not after they arrived, so every node forgets a tombstone at the same
+//! moment and anti-entropy does not carry it back and forth.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::event::{Event, EventBody, Version};
+use super::hlc::Hlc;
 use super::time::Time;
 
+/// Registers a node holds at most (live keys and tombstones), for a given
+/// `max_config_keys`.
+pub fn register_cap(max_config_keys: usize) -> usize {
+    max_config_keys.saturating_mul(4).max(1)
+}
+
+/// One key's current version and value.
 #[derive(Clone, Debug)]
 pub struct Register {
+    /// The version that wrote it; higher wins.
     pub version: Version,
     /// `None` for a tombstone.
     pub value: Option<String>,
     /// The event that wrote this version; what anti-entropy sends.
     pub event: Arc<Event>,
+    /// When this node applied it.
     pub updated_at: Time,
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+/// What applying a write did.
+#[derive(Clone, Debug)]
 pub enum Apply {
     /// The write is newer and now current.
     Newer,
+    /// Newer and current, and to make room under the cap this register
+    /// (the one with the last key) was evicted.
+    NewerEvicting(Register),
     /// An equal or newer version is already here.
     Stale,
-    /// A new key, but the key limit is reached.
-    TooManyKeys,
+    /// A new key at the register cap that sorts after every key held.
+    RefusedAtCap,
     /// Not a config event.
     NotConfig,
 }
 
+/// Every config key this node knows, live or deleted.
 #[derive(Debug, Default)]
 pub struct Registers {
     map: BTreeMap<String, Register>,
+    live: usize,
 }
 
 impl Registers {
-    pub fn apply(&mut self, event: &Arc<Event>, now: Time, max_keys: usize) -> Apply {
+    /// Applies a write or delete by version, within `cap` registers.
+    pub fn apply(&mut self, event: &Arc<Event>, now: Time, cap: usize) -> Apply {
         let (key, version, value) = match &event.body {
             EventBody::Config {
                 key,
@@ -47,25 +83,63 @@ impl Registers {
             EventBody::ConfigDelete { key, version } => (key, *version, None),
             EventBody::Invalidate(_) => return Apply::NotConfig,
         };
+        let mut evicted = None;
         match self.map.get(key) {
             Some(cur) if cur.version >= version => return Apply::Stale,
-            None if self.map.len() >= max_keys => return Apply::TooManyKeys,
-            _ => {}
+            Some(_) => {}
+            None if self.map.len() >= cap => {
+                // The map is not empty here: it holds `cap` >= 1 registers.
+                let last = self.map.keys().next_back().cloned();
+                match last {
+                    Some(last) if key.as_str() < last.as_str() => {
+                        evicted = self.remove(&last);
+                    }
+                    _ => return Apply::RefusedAtCap,
+                }
+            }
+            None => {}
         }
-        self.map.insert(
-            key.clone(),
-            Register {
-                version,
-                value,
-                event: event.clone(),
-                updated_at: now,
-            },
-        );
-        Apply::Newer
+        let register = Register {
+            version,
+            value,
+            event: event.clone(),
+            updated_at: now,
+        };
+        if register.value.is_some() {
+            self.live += 1;
+        }
+        if let Some(old) = self.map.insert(key.clone(), register)
+            && old.value.is_some()
+        {
+            self.live -= 1;
+        }
+        match evicted {
+            Some(r) => Apply::NewerEvicting(r),
+            None => Apply::Newer,
+        }
     }
 
+    fn remove(&mut self, key: &str) -> Option<Register> {
+        let r = self.map.remove(key)?;
+        if r.value.is_some() {
+            self.live -= 1;
+        }
+        Some(r)
+    }
+
+    /// The register of a key, tombstones included.
     pub fn get(&self, key: &str) -> Option<&Register> {
         self.map.get(key)
+    }
+
+    /// The key that sorts last (the first evicted at the cap).
+    pub fn last_key(&self) -> Option<&str> {
+        self.map.keys().next_back().map(String::as_str)
+    }
+
+    /// Whether the key has a live value.
+    pub fn is_live(&self, key: &str) -> bool {
+        self.map.get(key).is_some_and(|r| r.value.is_some())
     }
 
     /// Live values (tombstones left out), in key order.
@@ -76,6 +150,12 @@ impl Registers {
             .map(|(k, r)| (k.as_str(), r))
     }
 
+    /// How many keys have a live value.
+    pub fn live_len(&self) -> usize {
+        self.live
+    }
+
+    /// Registers held, tombstones included.
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -110,13 +190,20 @@ impl Registers {
             .any(|(k, v)| self.map.get(k).is_none_or(|r| r.version < *v))
     }
 
-    /// Drops tombstones older than `age`. Returns how many.
+    /// Drops tombstones whose version is older than `age`. Returns how many.
     pub fn forget_tombstones(&mut self, now: Time, age: Duration) -> usize {
         let before = self.map.len();
         self.map
-            .retain(|_, r| r.value.is_some() || now.since(r.updated_at) < age);
+            .retain(|_, r| r.value.is_some() || !tombstone_expired(r.version, now, age));
         before - self.map.len()
     }
+}
+
+/// A tombstone written at `version` is forgotten `age` after the version's
+/// wall-clock time, the same moment on every node.
+pub fn tombstone_expired(version: Version, now: Time, age: Duration) -> bool {
+    let written = Time::from_millis(Hlc::millis(version.hlc));
+    now.since(written) >= age
 }
 
 #[cfg(test)]
@@ -143,7 +230,7 @@ mod tests {
         Arc::new(Event {
             id: EventId {
                 origin: Origin(origin),
-                seq: hlc,
+                seq: hlc.max(1),
             },
             published_at: Time::ZERO,
             body,
@@ -163,43 +250,74 @@ mod tests {
                 r.apply(&writes[i], Time::ZERO, 10);
             }
             assert_eq!(r.get("k").unwrap().value.as_deref(), Some("c"));
+            assert_eq!(r.live_len(), 1);
         }
     }
 
     #[test]
     fn a_delete_is_a_tombstone_that_an_older_write_cannot_undo() {
         let mut r = Registers::default();
-        assert_eq!(
-            r.apply(&write("k", None, 5, 1), Time::ZERO, 10),
+        let ms = |m: u64| m << 16;
+        assert!(matches!(
+            r.apply(&write("k", None, ms(5), 1), Time::ZERO, 10),
             Apply::Newer
-        );
-        assert_eq!(
-            r.apply(&write("k", Some("old"), 4, 1), Time::ZERO, 10),
+        ));
+        assert!(matches!(
+            r.apply(&write("k", Some("old"), ms(4), 1), Time::ZERO, 10),
             Apply::Stale
-        );
+        ));
         assert_eq!(r.live().count(), 0);
+        assert_eq!(r.live_len(), 0);
+        // Forgotten a second after the version's own time, however late it
+        // arrived here.
         assert_eq!(
-            r.forget_tombstones(Time::from_millis(10), Duration::from_secs(1)),
+            r.forget_tombstones(Time::from_millis(1_004), Duration::from_secs(1)),
             0
         );
         assert_eq!(
-            r.forget_tombstones(Time::from_millis(1_000), Duration::from_secs(1)),
+            r.forget_tombstones(Time::from_millis(1_005), Duration::from_secs(1)),
             1
         );
     }
 
     #[test]
-    fn the_key_limit_refuses_new_keys_but_not_updates() {
+    fn at_the_cap_every_order_of_writes_keeps_the_same_first_keys() {
+        let writes: Vec<Arc<Event>> = ["d", "a", "c", "e", "b"]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| write(k, Some("v"), i as u64 + 1, 1))
+            .collect();
+        let orders: [[usize; 5]; 3] = [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [2, 4, 0, 3, 1]];
+        for order in orders {
+            let mut r = Registers::default();
+            let mut evicted = 0;
+            let mut refused = 0;
+            for i in order {
+                match r.apply(&writes[i], Time::ZERO, 3) {
+                    Apply::NewerEvicting(_) => evicted += 1,
+                    Apply::RefusedAtCap => refused += 1,
+                    _ => {}
+                }
+            }
+            let keys: Vec<&str> = r.live().map(|(k, _)| k).collect();
+            assert_eq!(keys, ["a", "b", "c"], "order {order:?}");
+            assert_eq!(evicted + refused, 2);
+            assert_eq!(r.live_len(), 3);
+        }
+    }
+
+    #[test]
+    fn updates_are_never_refused_at_the_cap() {
         let mut r = Registers::default();
         r.apply(&write("a", Some("1"), 1, 1), Time::ZERO, 1);
-        assert_eq!(
+        assert!(matches!(
             r.apply(&write("b", Some("1"), 1, 1), Time::ZERO, 1),
-            Apply::TooManyKeys
-        );
-        assert_eq!(
+            Apply::RefusedAtCap
+        ));
+        assert!(matches!(
             r.apply(&write("a", Some("2"), 2, 1), Time::ZERO, 1),
             Apply::Newer
-        );
+        ));
     }
 
     #[test]

@@ -52,6 +52,12 @@ struct OriginBuffer {
     events: BTreeMap<u64, Stored>,
     gone_through: u64,
     gone_newest: Time,
+    /// Seqs up to this were skipped here without ever arriving, because
+    /// they predate this node; all were published before `skipped_newest`.
+    /// This node knows nothing about them, so it cannot vouch for them to
+    /// an asker that started earlier.
+    skipped_through: u64,
+    skipped_newest: Time,
 }
 
 /// What a repair answer holds for one origin.
@@ -182,6 +188,14 @@ impl Retention {
         buf.gone_newest = buf.gone_newest.max(newest);
     }
 
+    /// Seqs up to `through` were skipped without being received: they were
+    /// published before `newest` (this node's start).
+    pub fn mark_skipped(&mut self, origin: Origin, through: u64, newest: Time) {
+        let buf = self.origins.entry(origin).or_default();
+        buf.skipped_through = buf.skipped_through.max(through);
+        buf.skipped_newest = buf.skipped_newest.max(newest);
+    }
+
     pub fn forget_origin(&mut self, origin: Origin) {
         if let Some(buf) = self.origins.remove(&origin) {
             self.bytes -= buf.events.values().map(|s| s.memory).sum::<usize>();
@@ -209,11 +223,35 @@ impl Retention {
         fresh_after: Time,
     ) -> RepairPlan {
         let mut plan = RepairPlan::default();
-        let (events, gone_newest) = match self.origins.get(&origin) {
-            Some(buf) => (Some(&buf.events), buf.gone_newest),
-            None => (None, Time::MAX),
+        let (events, gone_newest, skipped_through, skipped_newest) = match self.origins.get(&origin)
+        {
+            Some(buf) => (
+                Some(&buf.events),
+                buf.gone_newest,
+                buf.skipped_through,
+                buf.skipped_newest,
+            ),
+            None => (None, Time::MAX, 0, Time::ZERO),
         };
         let gone_is_lost = gone_newest >= since;
+        // Seqs this node skipped may matter to an asker that started
+        // earlier: about those it must say nothing, so the asker asks a
+        // peer that had them.
+        let unknown_through = if since < skipped_newest {
+            skipped_through
+        } else {
+            0
+        };
+        // Vouches for the hole `from..=to`: false if it cannot.
+        let vouch = |from: u64, to: u64, lost: &mut bool| -> bool {
+            if from <= unknown_through {
+                return false;
+            }
+            if to > skipped_through || from > skipped_through {
+                *lost |= gone_is_lost;
+            }
+            true
+        };
         // `through`: every seq up to it is sent, predates `since`, or is gone.
         let mut through = asker_watermark;
         let mut lost = false;
@@ -228,8 +266,11 @@ impl Retention {
                 // watermark (gone), stop vouching past it.
                 let vouch_to = (seq - 1).min(our_watermark);
                 if vouch_to > through {
-                    lost |= gone_is_lost;
-                    through = vouch_to;
+                    if vouch(through + 1, vouch_to, &mut lost) {
+                        through = vouch_to;
+                    } else {
+                        contiguous = false;
+                    }
                 }
                 if seq - 1 > our_watermark {
                     contiguous = false;
@@ -251,8 +292,11 @@ impl Retention {
                 through = seq;
             }
         }
-        if contiguous && !out_of_budget && our_watermark > through {
-            lost |= gone_is_lost;
+        if contiguous
+            && !out_of_budget
+            && our_watermark > through
+            && vouch(through + 1, our_watermark, &mut lost)
+        {
             through = our_watermark;
         }
         if through > asker_watermark {
@@ -405,5 +449,37 @@ mod tests {
         // An unknown origin the node has a watermark for is lost too.
         let plan = r.plan_repair(Origin(2), 0, Time::ZERO, 3, 1 << 20, Time::MAX);
         assert!(plan.info.unwrap().lost);
+    }
+
+    #[test]
+    fn seqs_skipped_as_predating_this_node_are_not_vouched_for_to_an_earlier_asker() {
+        let mut r = Retention::new(Duration::from_secs(30), 1 << 20);
+        // This node started at 5 s and skipped seqs 1..=3 as older than it.
+        let started = Time::from_millis(5_000);
+        r.mark_skipped(Origin(1), 3, started);
+        r.insert(started, ev(1, 4, 5_100), 1, None, true);
+        // An asker that started at 1 s may need 1..=3: no word on them, but
+        // seq 4 is sent.
+        let plan = r.plan_repair(
+            Origin(1),
+            0,
+            Time::from_millis(1_000),
+            4,
+            1 << 20,
+            Time::MAX,
+        );
+        assert_eq!(seqs(&plan), vec![4]);
+        assert!(plan.info.is_none(), "{:?}", plan.info);
+        // One that started after them may skip them: not lost.
+        let plan = r.plan_repair(
+            Origin(1),
+            0,
+            Time::from_millis(6_000),
+            4,
+            1 << 20,
+            Time::MAX,
+        );
+        let info = plan.info.unwrap();
+        assert_eq!((info.through, info.lost), (4, false));
     }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::event::{Event, EventId};
+use super::event::{Event, EventId, Version};
 use super::membership::PeerId;
 use super::message::Item;
 use super::time::Time;
@@ -19,21 +19,56 @@ pub enum Timer {
     RetryOutbound,
 }
 
-/// Why the app is told to flush.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+/// Why the app is told to flush: the one list of reasons, used for the
+/// `reason` the app receives and the `reason` label of
+/// `hearsay_flushes_total`. The core raises the gap reasons; the delivery
+/// queue the others.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FlushReason {
     /// A gap stayed open longer than `gap_flush_after`.
     GapTimeout,
     /// A peer reported events this node lacks as gone from its buffer.
     GapUnrecoverable,
+    /// Too many keys pending for one cache.
+    CacheOverflow,
+    /// Too many caches pending at once.
+    QueueOverflow,
+    /// The app kept failing past the retry budget.
+    WebhookBudget,
+    /// This sidecar (re)started: whatever the app missed while it was down
+    /// is covered.
+    SidecarStart,
 }
 
 impl FlushReason {
+    /// Every reason, in a stable order.
+    pub const ALL: [FlushReason; 6] = [
+        FlushReason::GapTimeout,
+        FlushReason::GapUnrecoverable,
+        FlushReason::CacheOverflow,
+        FlushReason::QueueOverflow,
+        FlushReason::WebhookBudget,
+        FlushReason::SidecarStart,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             FlushReason::GapTimeout => "gap_timeout",
             FlushReason::GapUnrecoverable => "gap_unrecoverable",
+            FlushReason::CacheOverflow => "cache_overflow",
+            FlushReason::QueueOverflow => "queue_overflow",
+            FlushReason::WebhookBudget => "webhook_budget",
+            FlushReason::SidecarStart => "sidecar_start",
         }
+    }
+
+    /// Raised by the gossip core (and counted in its [`super::Stats`]), as
+    /// opposed to the delivery queue.
+    pub fn is_gap(self) -> bool {
+        matches!(
+            self,
+            FlushReason::GapTimeout | FlushReason::GapUnrecoverable
+        )
     }
 }
 
@@ -47,6 +82,9 @@ pub trait Runtime {
     fn flush(&mut self, cache: Option<&str>, reason: FlushReason);
     /// Call `Node::timer` with this timer at (or after) `at`.
     fn schedule(&mut self, at: Time, timer: Timer);
+    /// A live config key was evicted to stay under the register cap: the
+    /// app's view of it ends here (see `registers`).
+    fn config_evicted(&mut self, key: &str, version: Version);
 }
 
 /// Effects as values, for drivers that want to process them after the call
@@ -69,6 +107,10 @@ pub enum Effect {
         at: Time,
         timer: Timer,
     },
+    ConfigEvicted {
+        key: String,
+        version: Version,
+    },
 }
 
 impl Runtime for Vec<Effect> {
@@ -89,5 +131,11 @@ impl Runtime for Vec<Effect> {
     }
     fn schedule(&mut self, at: Time, timer: Timer) {
         self.push(Effect::Schedule { at, timer });
+    }
+    fn config_evicted(&mut self, key: &str, version: Version) {
+        self.push(Effect::ConfigEvicted {
+            key: key.to_owned(),
+            version,
+        });
     }
 }

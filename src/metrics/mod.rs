@@ -13,7 +13,8 @@ use prometheus::{
     Registry,
 };
 
-use crate::gossip::Stats;
+use crate::gossip::FlushReason;
+use crate::gossip::stats::{StatField, Stats};
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric");
@@ -105,6 +106,18 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     pub ready: IntGauge,
     pub discovery_errors: IntCounterVec,
+    // Core counters with no other home.
+    pub frames_admitted: IntCounter,
+    pub bytes_admitted: IntCounter,
+    pub bytes_rate_limited: IntCounter,
+    pub gossip_sends: IntCounter,
+    pub config_applied: IntCounter,
+    pub config_rejected: IntCounterVec,
+    pub config_evicted: IntCounter,
+    pub implausible_numbers: IntCounter,
+    pub neighbors_refused: IntCounter,
+    /// The series each core counter adds to, indexed like `StatField::ALL`.
+    core_export: Vec<Vec<IntCounter>>,
 }
 
 impl Default for Metrics {
@@ -346,25 +359,76 @@ impl Metrics {
                 "Discovery failures, by source.",
                 &["source"],
             ),
+            frames_admitted: counter(
+                &r,
+                "hearsay_frames_admitted_total",
+                "Authenticated frames the protocol core took in (past the per-peer limits).",
+            ),
+            bytes_admitted: counter(
+                &r,
+                "hearsay_bytes_admitted_total",
+                "Bytes of the frames the protocol core took in.",
+            ),
+            bytes_rate_limited: counter(
+                &r,
+                "hearsay_bytes_rate_limited_total",
+                "Bytes of inbound frames dropped by a peer's frame or byte limit.",
+            ),
+            gossip_sends: counter(
+                &r,
+                "hearsay_gossip_sends_total",
+                "Sends the protocol core handed to the transport (one per peer per input).",
+            ),
+            config_applied: counter(
+                &r,
+                "hearsay_config_applied_total",
+                "Config writes from peers applied here (newer than what was here).",
+            ),
+            config_rejected: counter_vec(
+                &r,
+                "hearsay_config_rejected_total",
+                "Config writes from peers not applied, by reason: stale (an equal or newer version is here), cap (register cap reached).",
+                &["reason"],
+            ),
+            config_evicted: counter(
+                &r,
+                "hearsay_config_evicted_total",
+                "Config registers evicted to stay under the register cap.",
+            ),
+            implausible_numbers: counter(
+                &r,
+                "hearsay_implausible_numbers_total",
+                "Items from peers ignored for a seq, watermark or range no honest node produces.",
+            ),
+            neighbors_refused: counter(
+                &r,
+                "hearsay_neighbors_refused_total",
+                "Broadcast-tree links refused because this node's view was full.",
+            ),
+            core_export: Vec::new(),
             registry: r,
         };
+        let mut m = m;
+        m.core_export = StatField::ALL.iter().map(|f| m.core_series(*f)).collect();
         // Make every labelled series exist from the start, so dashboards
         // and alerts see zeros rather than nothing.
-        for reason in ["invalid", "too_large", "rate_limited", "shutting_down"] {
+        for reason in [
+            "invalid",
+            "too_large",
+            "rate_limited",
+            "not_found",
+            "shutting_down",
+        ] {
             m.publish_refused.with_label_values(&[reason]);
         }
         for outcome in ["success", "retry", "rejected", "gated"] {
             m.webhook_requests.with_label_values(&[outcome]);
         }
-        for reason in [
-            "gap_timeout",
-            "gap_unrecoverable",
-            "cache_overflow",
-            "queue_overflow",
-            "webhook_budget",
-            "sidecar_start",
-        ] {
-            m.flushes.with_label_values(&[reason]);
+        for reason in FlushReason::ALL {
+            m.flushes.with_label_values(&[reason.as_str()]);
+        }
+        for reason in ["stale", "cap"] {
+            m.config_rejected.with_label_values(&[reason]);
         }
         for state in ["member", "connected", "eager", "lazy"] {
             m.peers.with_label_values(&[state]);
@@ -421,75 +485,88 @@ impl Metrics {
         m
     }
 
+    /// The series a core counter adds to. The match is exhaustive, so a
+    /// counter added to the core cannot be left out of `/metrics`.
+    fn core_series(&self, f: StatField) -> Vec<IntCounter> {
+        use StatField as F;
+        let label = |v: &IntCounterVec, l: &str| v.with_label_values(&[l]);
+        match f {
+            F::Published => vec![self.published.clone()],
+            F::PublishRateLimited => vec![
+                label(&self.publish_refused, "rate_limited"),
+                label(&self.rate_limited, "publish"),
+            ],
+            F::PublishInvalid => vec![label(&self.publish_refused, "invalid")],
+            F::PublishTooLarge => vec![label(&self.publish_refused, "too_large")],
+            F::PublishNoSuchKey => vec![label(&self.publish_refused, "not_found")],
+            F::FramesIn => vec![self.frames_admitted.clone()],
+            F::BytesIn => vec![self.bytes_admitted.clone()],
+            F::FramesOut => vec![self.gossip_sends.clone()],
+            F::EventsSent => vec![self.events_sent.clone()],
+            F::FramesRateLimitedIn => vec![
+                self.frames_rate_limited.clone(),
+                label(&self.rate_limited, "inbound"),
+            ],
+            F::BytesRateLimitedIn => vec![self.bytes_rate_limited.clone()],
+            F::ItemsDeferredOut => vec![
+                self.items_deferred.clone(),
+                label(&self.rate_limited, "outbound"),
+            ],
+            F::EventsReceived => vec![self.received.clone()],
+            F::EventsInvalid => vec![self.invalid.clone()],
+            F::DuplicatesSuppressed => vec![self.duplicates.clone()],
+            F::BloomFalsePositives => vec![self.bloom_false_positives.clone()],
+            F::EventsOutOfWindow => vec![self.out_of_window.clone()],
+            F::EventsPredatingStart => vec![self.predating_start.clone()],
+            F::EventsDelivered => vec![self.delivered.clone()],
+            F::ConfigApplied => vec![self.config_applied.clone()],
+            F::ConfigStale => vec![label(&self.config_rejected, "stale")],
+            F::ConfigRejectedCap => vec![label(&self.config_rejected, "cap")],
+            F::ConfigEvicted => vec![self.config_evicted.clone()],
+            F::ImplausibleNumbers => vec![self.implausible_numbers.clone()],
+            F::IhaveSent => vec![label(&self.tree_messages, "ihave")],
+            F::GraftSent => vec![label(&self.tree_messages, "graft")],
+            F::PruneSent => vec![label(&self.tree_messages, "prune")],
+            F::AntiEntropyRounds => vec![self.antientropy_rounds.clone()],
+            F::RepairsSent => vec![label(&self.repairs, "sent")],
+            F::RepairsReceived => vec![label(&self.repairs, "received")],
+            F::SeqsSkippedPredating => vec![label(&self.seqs, "skipped_predating")],
+            F::SeqsLost => vec![label(&self.seqs, "lost")],
+            F::FlushGapTimeout => vec![label(&self.flushes, FlushReason::GapTimeout.as_str())],
+            F::FlushGapUnrecoverable => {
+                vec![label(&self.flushes, FlushReason::GapUnrecoverable.as_str())]
+            }
+            F::OriginsForgotten => vec![self.origins_forgotten.clone()],
+            F::NeighborsRefused => vec![self.neighbors_refused.clone()],
+        }
+    }
+
     /// Adds what changed in the core's counts since `prev`, then remembers
     /// `now` as the new baseline.
     pub fn observe_core(&self, now: &Stats, prev: &mut Stats) {
-        let d = |a: u64, b: u64| a.saturating_sub(b);
-        self.published.inc_by(d(now.published, prev.published));
-        self.publish_refused
-            .with_label_values(&["rate_limited"])
-            .inc_by(d(now.publish_rate_limited, prev.publish_rate_limited));
-        self.rate_limited
-            .with_label_values(&["publish"])
-            .inc_by(d(now.publish_rate_limited, prev.publish_rate_limited));
-        self.received
-            .inc_by(d(now.events_received, prev.events_received));
-        self.events_sent
-            .inc_by(d(now.events_sent, prev.events_sent));
-        self.duplicates
-            .inc_by(d(now.duplicates_suppressed, prev.duplicates_suppressed));
-        self.invalid
-            .inc_by(d(now.events_invalid, prev.events_invalid));
-        self.out_of_window
-            .inc_by(d(now.events_out_of_window, prev.events_out_of_window));
-        self.predating_start
-            .inc_by(d(now.events_predating_start, prev.events_predating_start));
-        self.delivered
-            .inc_by(d(now.events_delivered, prev.events_delivered));
-        let limited = d(now.frames_rate_limited_in, prev.frames_rate_limited_in);
-        self.frames_rate_limited.inc_by(limited);
-        self.rate_limited
-            .with_label_values(&["inbound"])
-            .inc_by(limited);
-        let deferred = d(now.items_deferred_out, prev.items_deferred_out);
-        self.items_deferred.inc_by(deferred);
-        self.rate_limited
-            .with_label_values(&["outbound"])
-            .inc_by(deferred);
-        self.bloom_false_positives
-            .inc_by(d(now.bloom_false_positives, prev.bloom_false_positives));
-        self.antientropy_rounds
-            .inc_by(d(now.anti_entropy_rounds, prev.anti_entropy_rounds));
-        self.repairs
-            .with_label_values(&["sent"])
-            .inc_by(d(now.repairs_sent, prev.repairs_sent));
-        self.repairs
-            .with_label_values(&["received"])
-            .inc_by(d(now.repairs_received, prev.repairs_received));
-        self.tree_messages
-            .with_label_values(&["ihave"])
-            .inc_by(d(now.ihave_sent, prev.ihave_sent));
-        self.tree_messages
-            .with_label_values(&["graft"])
-            .inc_by(d(now.graft_sent, prev.graft_sent));
-        self.tree_messages
-            .with_label_values(&["prune"])
-            .inc_by(d(now.prune_sent, prev.prune_sent));
-        self.seqs
-            .with_label_values(&["skipped_predating"])
-            .inc_by(d(now.seqs_skipped_predating, prev.seqs_skipped_predating));
-        self.seqs
-            .with_label_values(&["lost"])
-            .inc_by(d(now.seqs_lost, prev.seqs_lost));
-        self.flushes
-            .with_label_values(&["gap_timeout"])
-            .inc_by(d(now.flush_gap_timeout, prev.flush_gap_timeout));
-        self.flushes
-            .with_label_values(&["gap_unrecoverable"])
-            .inc_by(d(now.flush_gap_unrecoverable, prev.flush_gap_unrecoverable));
-        self.origins_forgotten
-            .inc_by(d(now.origins_forgotten, prev.origins_forgotten));
+        for (f, series) in StatField::ALL.iter().zip(&self.core_export) {
+            let delta = now.get(*f).saturating_sub(prev.get(*f));
+            if delta > 0 {
+                for c in series {
+                    c.inc_by(delta);
+                }
+            }
+        }
         *prev = now.clone();
+    }
+
+    /// Adds the flushes the delivery queue raised since `prev` (the gap
+    /// reasons are the core's, counted by [`Metrics::observe_core`]).
+    pub fn observe_queue_flushes(&self, now: &[u64], prev: &[u64]) {
+        for (i, reason) in FlushReason::ALL.iter().enumerate() {
+            if reason.is_gap() {
+                continue;
+            }
+            let delta = now[i].saturating_sub(prev[i]);
+            self.flushes
+                .with_label_values(&[reason.as_str()])
+                .inc_by(delta);
+        }
     }
 
     /// The text exposition of every metric.
@@ -522,6 +599,57 @@ mod tests {
         m.observe_core(&now, &mut prev);
         assert_eq!(m.published.get(), 5);
         assert_eq!(m.flushes.with_label_values(&["gap_timeout"]).get(), 1);
+    }
+
+    /// Every core counter reaches `/metrics`: each is set to its own
+    /// value, and each series it maps to must show exactly that value.
+    #[test]
+    fn every_core_counter_is_exported_with_its_value() {
+        let m = Metrics::new();
+        let mut now = Stats::default();
+        for (i, f) in StatField::ALL.iter().enumerate() {
+            *now.get_mut(*f) = 1000 + i as u64;
+        }
+        m.observe_core(&now, &mut Stats::default());
+        let text = m.render();
+        for (i, f) in StatField::ALL.iter().enumerate() {
+            let series = m.core_series(*f);
+            assert!(!series.is_empty(), "{} has no metric", f.name());
+            for c in series {
+                assert_eq!(c.get(), 1000 + i as u64, "{} is not exported", f.name());
+            }
+        }
+        // And the exposition carries them (one spot check per shape).
+        assert!(text.contains("hearsay_config_rejected_total{reason=\"cap\"}"));
+        assert!(text.contains("hearsay_neighbors_refused_total"));
+    }
+
+    #[test]
+    fn no_two_core_counters_add_to_the_same_series() {
+        let m = Metrics::new();
+        let mut seen = std::collections::HashMap::new();
+        for f in StatField::ALL {
+            let mut now = Stats::default();
+            *now.get_mut(*f) = 1;
+            let before = m.render();
+            m.observe_core(&now, &mut Stats::default());
+            let after = m.render();
+            let changed: Vec<String> = after
+                .lines()
+                .filter(|l| !l.starts_with('#') && !before.contains(*l))
+                .map(|l| {
+                    l.rsplit_once(' ')
+                        .map(|(s, _)| s.to_owned())
+                        .unwrap_or_default()
+                })
+                .collect();
+            assert!(!changed.is_empty(), "{} changed nothing", f.name());
+            for series in changed {
+                if let Some(other) = seen.insert(series.clone(), f.name()) {
+                    panic!("{series} counts both {other} and {}", f.name());
+                }
+            }
+        }
     }
 
     #[test]

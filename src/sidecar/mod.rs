@@ -25,8 +25,7 @@ use crate::delivery::webhook::{self, WebhookConfig};
 use crate::discovery::kubernetes::{self, KubeDiscovery};
 use crate::discovery::static_peers::{self, StaticDiscovery};
 use crate::gossip::app_queue::AppQueue;
-use crate::gossip::app_queue::FlushCause;
-use crate::gossip::{Node, Origin, PeerId, PeerSet};
+use crate::gossip::{FlushReason, Node, Origin, PeerId, PeerSet};
 use crate::http::{self, ServerLimits};
 use crate::metrics::Metrics;
 use crate::metrics::server::{self as metrics_server, Readiness};
@@ -132,7 +131,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         // sidecar restart keeps the app and its cache): start it clean. For
         // an app that is starting too, its cache is empty and this costs
         // nothing.
-        queue.push_flush(None, FlushCause::SidecarStart);
+        queue.push_flush(None, FlushReason::SidecarStart);
     }
     metrics
         .delivery_queue_capacity
@@ -239,6 +238,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         cmd_tx: cmd_tx.clone(),
         token: settings.api_token.clone(),
         shutting_down: shutting_down.clone(),
+        refused_shutting_down: metrics
+            .publish_refused
+            .with_label_values(&["shutting_down"]),
     });
     let api_task = tokio::spawn(http::serve(
         api_listener,

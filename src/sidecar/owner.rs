@@ -12,11 +12,12 @@ use tokio::time::{Instant, sleep_until};
 
 use super::clock::{Clock, rfc3339};
 use super::commands::{BatchAnswer, BatchOutcome, Command, ConfigEntry, PeerInfo, Status};
-use crate::gossip::app_queue::{AppQueue, AppQueueStats, FlushCause};
+use crate::gossip::app_queue::{AppQueue, AppQueueStats};
 use crate::gossip::hlc::Hlc;
 use crate::gossip::tree::Link;
 use crate::gossip::{
     Event, FlushReason, Item, MembershipUpdate, Node, PeerId, PeerSet, Runtime, Stats, Time, Timer,
+    Version,
 };
 use crate::metrics::Metrics;
 use crate::transport::Transport;
@@ -74,7 +75,16 @@ impl Runtime for Effects<'_> {
             reason = reason.as_str(),
             "telling the app to flush"
         );
-        self.queue.push_flush(cache, FlushCause::Gap);
+        self.queue.push_flush(cache, reason);
+        self.notify.notify_one();
+    }
+
+    fn config_evicted(&mut self, key: &str, version: Version) {
+        tracing::error!(
+            key,
+            "config register cap reached: key evicted on this replica (the app is told)"
+        );
+        self.queue.push_config_evicted(key, version);
         self.notify.notify_one();
     }
 
@@ -175,25 +185,17 @@ impl Owner {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
+            // Refusals are counted by the core (its stats reach the metrics).
             Command::Publish { inv, reply } => {
                 let r = self.with_node(|n, now, fx| n.publish(now, inv, fx));
-                if let Err(e) = &r {
-                    self.count_refused(e);
-                }
                 let _ = reply.send(r);
             }
             Command::SetConfig { key, value, reply } => {
                 let r = self.with_node(|n, now, fx| n.set_config(now, key, value, fx));
-                if let Err(e) = &r {
-                    self.count_refused(e);
-                }
                 let _ = reply.send(r);
             }
             Command::DeleteConfig { key, reply } => {
                 let r = self.with_node(|n, now, fx| n.delete_config(now, key, fx));
-                if let Err(e) = &r {
-                    self.count_refused(e);
-                }
                 let _ = reply.send(r);
             }
             Command::GetConfig { reply } => {
@@ -254,27 +256,13 @@ impl Owner {
         }
     }
 
-    fn count_refused(&self, e: &crate::gossip::PublishError) {
-        use crate::gossip::{EventError, PublishError};
-        let reason = match e {
-            PublishError::RateLimited { .. } => return, // counted by the core
-            PublishError::Invalid(e) if e.is_size_limit() => "too_large",
-            PublishError::Invalid(EventError::TooManyConfigKeys { .. }) => "too_large",
-            PublishError::Invalid(_) => "invalid",
-        };
-        self.metrics
-            .publish_refused
-            .with_label_values(&[reason])
-            .inc();
-    }
-
     fn config_entries(&self) -> Vec<ConfigEntry> {
         self.node
             .config_live()
             .map(|(k, r)| ConfigEntry {
                 key: k.to_owned(),
                 value: r.value.clone().unwrap_or_default(),
-                version: format!("{}-{}", r.version.hlc, r.version.origin),
+                version: crate::delivery::cloudevents::version_text(&r.version),
                 written_at: rfc3339(Time::from_millis(Hlc::millis(r.version.hlc))),
             })
             .collect()
@@ -325,7 +313,7 @@ impl Owner {
             delivered: s.events_delivered,
             acknowledged: self.acknowledged,
             delivery_queue: self.queue.len(),
-            config_keys: self.node.config_live().count(),
+            config_keys: self.node.config_live_len(),
             origins: self.node.origins_known(),
             shutting_down: self.draining,
         }
@@ -339,27 +327,7 @@ impl Owner {
         let p = &self.prev_queue;
         m.delivery_coalesced
             .inc_by(q.coalesced.saturating_sub(p.coalesced));
-        for (reason, now, before) in [
-            (
-                "cache_overflow",
-                q.flush_cache_overflow,
-                p.flush_cache_overflow,
-            ),
-            (
-                "queue_overflow",
-                q.flush_queue_overflow,
-                p.flush_queue_overflow,
-            ),
-            (
-                "webhook_budget",
-                q.flush_webhook_budget,
-                p.flush_webhook_budget,
-            ),
-        ] {
-            m.flushes
-                .with_label_values(&[reason])
-                .inc_by(now.saturating_sub(before));
-        }
+        m.observe_queue_flushes(&q.flushes, &p.flushes);
         self.prev_queue = q;
         m.delivery_queue_depth.set(self.queue.len() as i64);
         m.bloom_fill_ratio.set(self.node.bloom().fill_ratio());
@@ -370,7 +338,7 @@ impl Owner {
         m.origins.set(self.node.origins_known() as i64);
         m.retention_events.set(self.node.retention().len() as i64);
         m.retention_bytes.set(self.node.retention().bytes() as i64);
-        m.config_keys.set(self.node.config_live().count() as i64);
+        m.config_keys.set(self.node.config_live_len() as i64);
         let members = self
             .members
             .peers()

@@ -12,7 +12,9 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use rustc_hash::FxHashMap;
 
 use crate::gossip::codec;
-use crate::gossip::{Event, EventId, FlushReason, Item, Origin, PeerId, Runtime, Time, Timer};
+use crate::gossip::{
+    Event, EventId, FlushReason, Item, Origin, PeerId, Runtime, Time, Timer, Version,
+};
 
 /// Something that happens at a virtual time.
 #[derive(Debug)]
@@ -269,4 +271,8 @@ impl Runtime for SimRuntime<'_> {
             },
         );
     }
+
+    /// The simulator publishes invalidations only; config never reaches the
+    /// register cap here.
+    fn config_evicted(&mut self, _key: &str, _version: Version) {}
 }

@@ -27,7 +27,7 @@ use super::membership::{MembershipUpdate, PeerId, PeerSet};
 use super::message::Item;
 use super::ratelimit::TokenBucket;
 use super::records::{Mark, Records};
-use super::registers::{Apply, Register, Registers};
+use super::registers::{Apply, Register, Registers, register_cap};
 use super::retention::Retention;
 use super::runtime::{FlushReason, Runtime, Timer};
 use super::settings::NodeConfig;
@@ -42,6 +42,8 @@ pub enum PublishError {
     Invalid(#[from] EventError),
     #[error("publish rate limit reached; retry in {retry_after:?}")]
     RateLimited { retry_after: Duration },
+    #[error("no config key {key:?}")]
+    NoSuchKey { key: String },
 }
 
 struct InboundLimits {
@@ -203,6 +205,11 @@ impl Node {
         self.registers.live()
     }
 
+    /// How many config keys have a live value.
+    pub fn config_live_len(&self) -> usize {
+        self.registers.live_len()
+    }
+
     /// True when this node pushes its own events to every peer directly.
     pub fn is_direct_mode(&self) -> bool {
         let others = self.members.len() - usize::from(self.members.contains(self.me));
@@ -227,7 +234,10 @@ impl Node {
         value: String,
         rt: &mut R,
     ) -> Result<EventId, PublishError> {
-        self.check_config_room(&key)?;
+        if let Err(e) = self.check_config_room(&key) {
+            self.stats.publish_too_large += 1;
+            return Err(e);
+        }
         let version = self.next_version(now);
         self.originate(
             now,
@@ -246,21 +256,68 @@ impl Node {
         key: String,
         rt: &mut R,
     ) -> Result<EventId, PublishError> {
-        self.check_config_room(&key)?;
+        if !self.registers.is_live(&key) {
+            // Nothing to delete: answer so, and leave no tombstone behind.
+            self.stats.publish_no_such_key += 1;
+            return Err(PublishError::NoSuchKey { key });
+        }
         let version = self.next_version(now);
         self.originate(now, EventBody::ConfigDelete { key, version }, rt)
     }
 
+    /// The app's own writes: at most `max_config_keys` live keys (tombstones
+    /// do not count), and never one the register cap would refuse.
     fn check_config_room(&self, key: &str) -> Result<(), PublishError> {
+        if self.registers.is_live(key) {
+            return Ok(());
+        }
         let max = self.cfg.limits.max_config_keys;
-        if self.registers.get(key).is_none() && self.registers.len() >= max {
+        let live = self.registers.live_len();
+        let cap = register_cap(max);
+        let refused_at_cap = self.registers.get(key).is_none()
+            && self.registers.len() >= cap
+            && self.registers.last_key().is_none_or(|last| key > last);
+        if live >= max || refused_at_cap {
             return Err(EventError::TooManyConfigKeys {
-                count: self.registers.len() + 1,
+                count: live + 1,
                 max,
             }
             .into());
         }
         Ok(())
+    }
+
+    /// Applies a config event to the registers, counting what happened and
+    /// telling the app about a live key evicted at the cap. True when the
+    /// write is now current.
+    fn apply_config<R: Runtime + ?Sized>(
+        &mut self,
+        event: &Arc<Event>,
+        now: Time,
+        rt: &mut R,
+    ) -> bool {
+        let cap = register_cap(self.cfg.limits.max_config_keys);
+        match self.registers.apply(event, now, cap) {
+            Apply::Newer => true,
+            Apply::NewerEvicting(old) => {
+                self.stats.config_evicted += 1;
+                if old.value.is_some()
+                    && let Some((key, version)) = old.event.body.config_version()
+                {
+                    rt.config_evicted(key, version);
+                }
+                true
+            }
+            Apply::Stale => {
+                self.stats.config_stale += 1;
+                false
+            }
+            Apply::RefusedAtCap => {
+                self.stats.config_rejected_cap += 1;
+                false
+            }
+            Apply::NotConfig => false,
+        }
     }
 
     fn next_version(&mut self, now: Time) -> Version {
@@ -277,7 +334,11 @@ impl Node {
         rt: &mut R,
     ) -> Result<EventId, PublishError> {
         if let Err(e) = body.validate(&self.cfg.limits) {
-            self.stats.publish_rejected += 1;
+            if e.is_size_limit() {
+                self.stats.publish_too_large += 1;
+            } else {
+                self.stats.publish_invalid += 1;
+            }
             return Err(e.into());
         }
         let event = Event {
@@ -290,7 +351,7 @@ impl Node {
         };
         let size = codec::event_len(&event);
         if size > self.cfg.limits.max_event_bytes {
-            self.stats.publish_rejected += 1;
+            self.stats.publish_too_large += 1;
             return Err(EventError::EventTooLarge {
                 size,
                 max: self.cfg.limits.max_event_bytes,
@@ -315,8 +376,7 @@ impl Node {
         self.retention.insert(now, event.clone(), 0, None, true);
         self.stats.published += 1;
         if !matches!(event.body, EventBody::Invalidate(_)) {
-            self.registers
-                .apply(&event, now, self.cfg.limits.max_config_keys);
+            self.apply_config(&event, now, rt);
         }
         if self.cfg.deliver_own {
             self.stats.events_delivered += 1;
@@ -339,18 +399,10 @@ impl Node {
     ) {
         if let Some((_, version)) = event.body.config_version() {
             self.hlc.observe(version.hlc);
-            match self
-                .registers
-                .apply(event, now, self.cfg.limits.max_config_keys)
-            {
-                Apply::Newer => {
-                    self.stats.config_applied += 1;
-                    self.stats.events_delivered += 1;
-                    rt.deliver(event, hop);
-                }
-                Apply::Stale => self.stats.config_stale += 1,
-                Apply::TooManyKeys => self.stats.config_rejected_too_many_keys += 1,
-                Apply::NotConfig => {}
+            if self.apply_config(event, now, rt) {
+                self.stats.config_applied += 1;
+                self.stats.events_delivered += 1;
+                rt.deliver(event, hop);
             }
             return;
         }
@@ -407,12 +459,20 @@ impl Node {
         }
     }
 
+    /// Asks for one flush of every cache at the end of this call. Several
+    /// requests in one call make one flush, counted once, with the first
+    /// reason.
     fn request_flush(&mut self, reason: FlushReason) {
+        if self.pending_flush.is_some() {
+            return;
+        }
         match reason {
             FlushReason::GapTimeout => self.stats.flush_gap_timeout += 1,
             FlushReason::GapUnrecoverable => self.stats.flush_gap_unrecoverable += 1,
+            // The delivery queue raises and counts the others.
+            _ => {}
         }
-        self.pending_flush.get_or_insert(reason);
+        self.pending_flush = Some(reason);
     }
 
     /// Ends every public call: one flush at most, then one send per peer,
@@ -435,6 +495,9 @@ impl Node {
                 None => Vec::new(),
             };
             all.extend(items);
+            if all.is_empty() {
+                continue;
+            }
             let bytes: usize = all.iter().map(codec::item_len).sum();
             match bucket.try_take(now, u32::try_from(bytes).unwrap_or(u32::MAX)) {
                 Ok(()) => {
@@ -461,10 +524,12 @@ impl Node {
             Timer::GraftMissing(id) => self.graft_missing(now, id, rt),
             Timer::RetryOutbound => {
                 self.retry_outbound_armed = false;
-                let deferred = std::mem::take(&mut self.deferred);
-                for (peer, items) in deferred {
-                    for item in items {
-                        self.queue(peer, item);
+                // An empty outbox entry per peer: `finish` merges what was
+                // deferred into it, without counting those items (as sent or
+                // as deferred) a second time.
+                for (peer, _) in &self.deferred {
+                    if !self.outbox.iter().any(|(p, _)| p == peer) {
+                        self.outbox.push((*peer, Vec::new()));
                     }
                 }
             }

@@ -11,6 +11,7 @@ use crate::gossip::event::{EventId, Origin};
 use crate::gossip::membership::PeerId;
 use crate::gossip::message::{Announcement, EventItem, Item};
 use crate::gossip::ratelimit::TokenBucket;
+use crate::gossip::records::MAX_SEQ;
 use crate::gossip::runtime::{Runtime, Timer};
 use crate::gossip::time::Time;
 use crate::gossip::tree::Link;
@@ -106,6 +107,10 @@ impl Node {
         self.stats.events_received += 1;
         let event = &item.event;
         let id = event.id;
+        if id.seq > MAX_SEQ {
+            self.stats.implausible_numbers += 1;
+            return;
+        }
         if event.body.validate(&self.cfg.limits).is_err()
             || codec::event_len(event) > self.cfg.limits.max_event_bytes
         {
@@ -215,6 +220,10 @@ impl Node {
         for a in anns {
             let id = a.id;
             if id.origin == self.origin {
+                continue;
+            }
+            if id.seq > MAX_SEQ {
+                self.stats.implausible_numbers += 1;
                 continue;
             }
             if self.records.is_seen(id.origin, id.seq) {

@@ -15,6 +15,7 @@ use super::overlay::event_item;
 use crate::gossip::event::Origin;
 use crate::gossip::membership::PeerId;
 use crate::gossip::message::{Digest, EventItem, Item, OriginRepair};
+use crate::gossip::records::MAX_SEQ;
 use crate::gossip::runtime::{FlushReason, Runtime, Timer};
 use crate::gossip::time::Time;
 
@@ -49,6 +50,10 @@ impl Node {
         let mut infos = Vec::new();
         let mut theirs = FxHashSet::default();
         for e in &d.origins {
+            if e.watermark > MAX_SEQ {
+                self.stats.implausible_numbers += 1;
+                continue;
+            }
             theirs.insert(e.origin);
             if e.origin == self.origin {
                 if let Some(r) = self.records.get(self.origin)
@@ -159,6 +164,15 @@ impl Node {
             if r.origin == self.origin {
                 continue;
             }
+            if r.through > MAX_SEQ {
+                self.stats.implausible_numbers += 1;
+                continue;
+            }
+            if self.records.is_forgotten(r.origin) && r.through <= self.records.watermark(r.origin)
+            {
+                // This node had all of them before it forgot the origin.
+                continue;
+            }
             let rec = self.records.entry(r.origin, now);
             let covered = rec.cover_through(r.through, now);
             if covered == 0 {
@@ -170,7 +184,7 @@ impl Node {
                 self.request_flush(FlushReason::GapUnrecoverable);
             } else {
                 self.stats.seqs_skipped_predating += covered;
-                self.retention.mark_gone(r.origin, r.through, self.since);
+                self.retention.mark_skipped(r.origin, r.through, self.since);
             }
         }
     }

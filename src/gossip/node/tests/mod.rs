@@ -100,6 +100,10 @@ fn direct(ev: &Arc<Event>) -> Item {
     })
 }
 
+fn timer_of(incarnation: u64, timer: Timer) -> (u64, Timer) {
+    (incarnation, timer)
+}
+
 /// Nodes 0..n with `PeerId(i)`, all members of each other, started at T0.
 struct Cluster {
     nodes: Vec<Node>,
@@ -107,8 +111,11 @@ struct Cluster {
     queue: VecDeque<(usize, PeerId, Vec<Item>)>,
     delivered: Vec<Vec<Arc<Event>>>,
     flushes: Vec<Vec<FlushReason>>,
-    timers: Vec<(Time, usize, Timer)>,
+    evicted: Vec<Vec<String>>,
+    timers: Vec<(Time, usize, (u64, Timer))>,
     cut: Vec<(usize, usize)>,
+    /// Each node's incarnation; timers of an earlier one are dropped.
+    incarnation: Vec<u64>,
 }
 
 impl Cluster {
@@ -120,8 +127,10 @@ impl Cluster {
             queue: VecDeque::new(),
             delivered: vec![Vec::new(); n],
             flushes: vec![Vec::new(); n],
+            evicted: vec![Vec::new(); n],
             timers: Vec::new(),
             cut: Vec::new(),
+            incarnation: vec![0; n],
         };
         for i in 0..n {
             c.nodes.push(node_at(i as u64, cfg.clone(), T0));
@@ -140,6 +149,8 @@ impl Cluster {
         self.nodes.push(node_at(i as u64, cfg, self.now));
         self.delivered.push(Vec::new());
         self.flushes.push(Vec::new());
+        self.evicted.push(Vec::new());
+        self.incarnation.push(0);
         let ids: Vec<u64> = (0..=i as u64).collect();
         for j in 0..=i {
             let mut fx = Vec::new();
@@ -153,13 +164,32 @@ impl Cluster {
         i
     }
 
+    /// Node `i` restarts: a new process (a new origin, an empty state) for
+    /// the same peer, which stays a member throughout. Its app keeps what
+    /// it received (the deliveries are not cleared).
+    fn restart(&mut self, i: usize, cfg: NodeConfig) {
+        self.incarnation[i] += 1;
+        let origin = Origin(origin_of(i as u64).0 + 0x1000 * self.incarnation[i]);
+        self.nodes[i] = Node::new(Arc::new(cfg), PeerId(i as u64), origin, self.now, 99);
+        let ids: Vec<u64> = (0..self.nodes.len() as u64).collect();
+        let mut fx = Vec::new();
+        self.nodes[i].apply_membership(self.now, &members(&ids), &mut fx);
+        self.nodes[i].start(self.now, &mut fx);
+        self.collect(i, fx);
+        self.run();
+    }
+
     fn collect(&mut self, i: usize, effects: Vec<Effect>) {
         for e in effects {
             match e {
                 Effect::Send { to, items } => self.queue.push_back((i, to, items)),
                 Effect::Deliver { event, .. } => self.delivered[i].push(event),
                 Effect::Flush { reason, .. } => self.flushes[i].push(reason),
-                Effect::Schedule { at, timer } => self.timers.push((at, i, timer)),
+                Effect::Schedule { at, timer } => {
+                    self.timers
+                        .push((at, i, timer_of(self.incarnation[i], timer)))
+                }
+                Effect::ConfigEvicted { key, .. } => self.evicted[i].push(key),
             }
         }
     }
@@ -197,8 +227,11 @@ impl Cluster {
             self.timers.sort_by_key(|(at, i, _)| (*at, *i));
             match self.timers.first() {
                 Some((at, _, _)) if *at <= until => {
-                    let (at, i, timer) = self.timers.remove(0);
+                    let (at, i, (inc, timer)) = self.timers.remove(0);
                     self.now = self.now.max(at);
+                    if inc != self.incarnation[i] {
+                        continue;
+                    }
                     let mut fx = Vec::new();
                     self.nodes[i].timer(self.now, timer, &mut fx);
                     self.collect(i, fx);
@@ -219,12 +252,28 @@ impl Cluster {
     }
 
     fn set_config(&mut self, i: usize, key: &str, value: &str) {
+        self.try_set_config(i, key, value).unwrap();
+    }
+
+    fn try_set_config(
+        &mut self,
+        i: usize,
+        key: &str,
+        value: &str,
+    ) -> Result<EventId, PublishError> {
         let mut fx = Vec::new();
-        self.nodes[i]
-            .set_config(self.now, key.into(), value.into(), &mut fx)
-            .unwrap();
+        let r = self.nodes[i].set_config(self.now, key.into(), value.into(), &mut fx);
         self.collect(i, fx);
         self.run();
+        r
+    }
+
+    fn delete_config(&mut self, i: usize, key: &str) -> Result<EventId, PublishError> {
+        let mut fx = Vec::new();
+        let r = self.nodes[i].delete_config(self.now, key.into(), &mut fx);
+        self.collect(i, fx);
+        self.run();
+        r
     }
 
     fn count(&self, i: usize, id: EventId) -> usize {
@@ -240,6 +289,8 @@ impl Cluster {
 }
 
 mod antientropy;
+mod config;
+mod hostile;
 mod membership;
 mod outbound;
 mod publish;

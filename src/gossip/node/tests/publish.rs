@@ -58,7 +58,7 @@ fn an_invalid_publish_is_refused_counted_and_has_no_effect() {
     let err = n.publish(T0, bad, &mut fx).unwrap_err();
     assert_eq!(err, PublishError::Invalid(EventError::EmptyCacheName));
     assert!(fx.is_empty());
-    assert_eq!(n.stats().publish_rejected, 1);
+    assert_eq!(n.stats().publish_invalid, 1);
     assert_eq!(n.stats().published, 0);
 }
 
