@@ -385,6 +385,7 @@ async fn a_peer_flooding_frames_is_rate_limited_and_the_others_are_unaffected() 
             seq += 1;
             let seal = Seal {
                 receiver: PeerId::from_name(&target.to_string()),
+                receiver_origin: None,
                 sender: PeerId::from_name(&rogue.to_string()),
                 origin: Origin(0xf100d),
                 frame_seq: seq,
@@ -507,6 +508,7 @@ async fn a_full_key_rotation_across_a_running_cluster_loses_nothing() {
     let mut frame = Vec::new();
     let seal = Seal {
         receiver: PeerId::from_name(&target.to_string()),
+        receiver_origin: None,
         sender: PeerId::from_name(&c.node(0).unwrap().ready.gossip.to_string()),
         origin: Origin(1),
         frame_seq: 1,

@@ -19,6 +19,7 @@ fn k8s_node(webhook_url: String, ip: &str, kubeconfig: &std::path::Path, i: usiz
         webhook_url,
         gossip_addr: Some(format!("{ip}:0").parse().unwrap()),
         no_peers_file: true,
+        advertise: None,
         env: vec![
             ("KUBECONFIG".into(), kubeconfig.display().to_string()),
             ("POD_IP".into(), ip.into()),

@@ -256,6 +256,7 @@ async fn frames_with_a_wrong_key_are_rejected_and_counted() {
     let receiver = PeerId::from_name(&target.to_string());
     let seal = |seq| Seal {
         receiver,
+        receiver_origin: None,
         sender: claimed,
         origin: Origin(99),
         frame_seq: seq,

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use hearsay::gossip::PeerId;
+use hearsay::gossip::{Origin, PeerId};
 use hearsay::gossip::codec::{self, FrameHeader, HEADER_LEN};
-use hearsay::transport::frame::{ReadLimits, read_frame};
+use hearsay::transport::frame::{Me, ReadLimits, read_frame};
 use hearsay::transport::keyring::Keyring;
 use libfuzzer_sys::fuzz_target;
 
@@ -26,6 +26,6 @@ fuzz_target!(|data: &[u8]| {
     };
     for keys in [Keyring::insecure(), Keyring::new(b"fuzz-key-0123456789", None)] {
         let mut r = data;
-        let _ = rt.block_on(read_frame(&mut r, limits, &keys, PeerId(1)));
+        let _ = rt.block_on(read_frame(&mut r, limits, &keys, Me { peer: PeerId(1), origin: Origin(2) }));
     }
 });

@@ -52,6 +52,9 @@ pub struct NodeSpec {
     pub webhook_url: String,
     /// Gossip listener (default `127.0.0.1:0`).
     pub gossip_addr: Option<SocketAddr>,
+    /// The address peers know the node by, listed in the peers file instead
+    /// of the listener's (`--advertise-addr`: a proxy in front of it, say).
+    pub advertise: Option<SocketAddr>,
     /// Leave out the cluster's peers file (for Kubernetes discovery).
     pub no_peers_file: bool,
     /// Extra environment (the child's environment is otherwise empty).
@@ -173,7 +176,7 @@ impl LocalCluster {
         let i = self.nodes.len();
         let proc = self.launch(i, &spec).await?;
         self.listed
-            .push((!spec.no_peers_file).then_some(proc.ready.gossip));
+            .push((!spec.no_peers_file).then_some(spec.advertise.unwrap_or(proc.ready.gossip)));
         self.nodes.push(Some(proc));
         self.specs.push(spec);
         Ok(i)
@@ -208,6 +211,9 @@ impl LocalCluster {
             .arg(&ready_path);
         if !spec.no_peers_file {
             cmd.arg("--peers-file").arg(dir.join("peers"));
+        }
+        if let Some(a) = spec.advertise {
+            cmd.args(["--advertise-addr", &a.to_string()]);
         }
         let own_key = spec.args.iter().any(|a| a == "--gossip-key-file");
         match &self.opts.key {
@@ -373,7 +379,8 @@ impl LocalCluster {
         }
         let spec = self.specs[i].clone();
         let proc = self.launch(i, &spec).await?;
-        self.listed[i] = (!spec.no_peers_file).then_some(proc.ready.gossip);
+        self.listed[i] =
+            (!spec.no_peers_file).then_some(spec.advertise.unwrap_or(proc.ready.gossip));
         self.nodes[i] = Some(proc);
         self.publish_peers()
     }

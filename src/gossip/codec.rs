@@ -8,14 +8,24 @@
 //!        | sender peer u64 BE | sender origin u64 BE | frame seq u64 BE
 //!        | sent at (Unix ms) u64 BE                                       (40 bytes)
 //! body   = item*
-//! tag    = HMAC-SHA256(receiver peer u64 BE ‖ header ‖ body), 32 bytes,
-//!          present when flags & AUTH
+//! tag    = HMAC-SHA256(receiver peer u64 BE ‖ [receiver origin u64 BE]
+//!          ‖ header ‖ body), 32 bytes, present when flags & AUTH; the
+//!          receiver origin is in it when flags & BOUND
 //! ```
 //!
 //! The tag covers the receiver's identity, which is not sent: a frame
-//! captured on its way to one peer does not verify at another. The frame
-//! seq and the send time let the receiver refuse replays (see
+//! captured on its way to one peer does not verify at another. A *bound*
+//! frame also covers the receiver's incarnation (its origin, which it
+//! announced in its hello, see `transport::hello`), so a frame captured
+//! before the receiver restarted does not verify at its next incarnation,
+//! whose replay windows start empty. The frame seq and the send time let
+//! the receiver refuse replays within one incarnation (see
 //! `transport::replay`).
+//!
+//! Flags a receiver does not know make it refuse the frame, so a sender
+//! only sets BOUND for a receiver that said in its hello that it knows it;
+//! frames to a receiver that sent no hello (an older version, during a
+//! rolling upgrade) are sealed as before.
 //!
 //! Integers inside the body are LEB128 varints, strings are a varint length
 //! and UTF-8 bytes. The transport computes and checks the tag; this module
@@ -36,6 +46,10 @@ pub const HEADER_LEN: usize = 40;
 pub const TAG_LEN: usize = 32;
 /// Header flag: a 32-byte authentication tag follows the body.
 pub const FLAG_AUTH: u8 = 0x01;
+/// Header flag: the tag also covers the receiver's origin.
+pub const FLAG_BOUND: u8 = 0x02;
+/// Every header flag this version understands.
+pub const KNOWN_FLAGS: u8 = FLAG_AUTH | FLAG_BOUND;
 /// Default bound on a frame body.
 pub const DEFAULT_MAX_FRAME: usize = 1024 * 1024;
 
@@ -122,7 +136,7 @@ impl FrameHeader {
             return Err(DecodeError::UnsupportedVersion(h[2]));
         }
         let flags = h[3];
-        if flags & !FLAG_AUTH != 0 {
+        if flags & !KNOWN_FLAGS != 0 {
             return Err(DecodeError::UnknownFlags(flags));
         }
         let body_len = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
@@ -151,21 +165,27 @@ impl FrameHeader {
         self.flags & FLAG_AUTH != 0
     }
 
+    /// Whether the tag covers the receiver's origin too.
+    pub fn is_bound(&self) -> bool {
+        self.flags & FLAG_BOUND != 0
+    }
+
     /// Bytes that follow the header: body and tag.
     pub fn remaining_len(&self) -> usize {
         self.body_len as usize + if self.has_tag() { TAG_LEN } else { 0 }
     }
 }
 
-/// Encodes header and body into `out` (cleared first). With `auth` the
-/// header announces a tag, which the caller computes over `out` and appends.
+/// Encodes header and body into `out` (cleared first). `flags` says whether
+/// a tag follows (which the caller computes over `out` and appends) and what
+/// it covers.
 pub fn encode_frame(
     sender: PeerId,
     sender_origin: Origin,
     frame_seq: u64,
     sent_at_ms: u64,
     items: &[Item],
-    auth: bool,
+    flags: u8,
     out: &mut Vec<u8>,
 ) {
     out.clear();
@@ -175,7 +195,7 @@ pub fn encode_frame(
     }
     let body_len = u32::try_from(out.len() - HEADER_LEN).unwrap_or(u32::MAX);
     let header = FrameHeader {
-        flags: if auth { FLAG_AUTH } else { 0 },
+        flags,
         body_len,
         sender,
         sender_origin,

@@ -440,6 +440,10 @@ impl Metrics {
             m.connections.with_label_values(&[d, "failed"]);
             m.connections.with_label_values(&[d, "refused"]);
         }
+        for outcome in ["handshake_timeout", "evicted", "replaced"] {
+            m.connections.with_label_values(&["in", outcome]);
+        }
+        m.connections.with_label_values(&["out", "bad_hello"]);
         for reason in [
             "io",
             "too_large",
@@ -451,6 +455,8 @@ impl Metrics {
             "address_mismatch",
             "replayed",
             "stale",
+            "implausible",
+            "unknown_flags",
             "slow",
         ] {
             m.frames_rejected.with_label_values(&[reason]);

@@ -117,6 +117,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     // A zero origin would print like "no origin"; any other value will do.
     let origin = Origin(rand::random::<u64>().max(1));
+    // Unbound frames (from senders older than the hello) sent before this
+    // moment were sealed for an earlier incarnation: see `transport::replay`.
+    let started_ms = crate::transport::frame::now_ms();
     let clock = Clock::new();
     let node = Node::new(
         Arc::new(settings.node.clone()),
@@ -195,6 +198,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         gossip_listener,
         Arc::new(ListenerCtx {
             me,
+            origin,
             keys: keys.clone(),
             limits: ReadLimits {
                 max_body: settings.max_frame_bytes,
@@ -203,7 +207,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             },
             members: members_rx.clone(),
             allow_unknown_peers: settings.allow_unknown_peers,
-            replay: ReplayGuard::new(settings.replay_window, 65_536),
+            replay: ReplayGuard::new(settings.replay_window, 65_536, started_ms),
             max_connections: settings.max_gossip_connections,
             metrics: metrics.clone(),
         }),

@@ -44,6 +44,9 @@ impl FrameError {
             FrameError::Decode(DecodeError::BadMagic(_) | DecodeError::UnsupportedVersion(_)) => {
                 "bad_header"
             }
+            // Before authentication: a newer sender's flag, or noise. Not
+            // `malformed`, which means authentic but undecodable.
+            FrameError::Decode(DecodeError::UnknownFlags(_)) => "unknown_flags",
             FrameError::Decode(_) => "malformed",
             FrameError::Auth(AuthError::MissingTag) | FrameError::TagMismatch => "missing_tag",
             FrameError::Auth(AuthError::BadTag) => "bad_tag",
@@ -70,13 +73,21 @@ pub struct ReceivedFrame {
     pub len: usize,
 }
 
+/// Who a frame must be sealed for: this node, and (for bound frames) this
+/// incarnation of it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Me {
+    pub peer: PeerId,
+    pub origin: Origin,
+}
+
 /// Reads one frame addressed to `me`. `Ok(None)` is a clean end of stream
 /// between frames.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     limits: ReadLimits,
     keys: &Keyring,
-    me: PeerId,
+    me: Me,
 ) -> Result<Option<ReceivedFrame>, FrameError> {
     let mut head = [0u8; HEADER_LEN];
     match tokio::time::timeout(limits.idle, r.read_exact(&mut head[..1])).await {
@@ -100,8 +111,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         .map_err(|_| FrameError::Slow(limits.frame))??;
     let body_len = header.body_len as usize;
     let (body, tag) = rest.split_at(body_len);
-    let mut signed = Vec::with_capacity(8 + HEADER_LEN + body_len);
-    signed.extend_from_slice(&me.0.to_be_bytes());
+    let mut signed = Vec::with_capacity(16 + HEADER_LEN + body_len);
+    signed.extend_from_slice(&me.peer.0.to_be_bytes());
+    if header.is_bound() {
+        signed.extend_from_slice(&me.origin.0.to_be_bytes());
+    }
     signed.extend_from_slice(&head);
     signed.extend_from_slice(body);
     keys.verify(&signed, header.has_tag().then_some(tag))?;
@@ -117,6 +131,9 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
 #[derive(Copy, Clone, Debug)]
 pub struct Seal {
     pub receiver: PeerId,
+    /// The receiver's incarnation, from its hello: the frame is bound to it.
+    /// `None` for a receiver that sent no hello (an older version).
+    pub receiver_origin: Option<Origin>,
     pub sender: PeerId,
     pub origin: Origin,
     pub frame_seq: u64,
@@ -125,16 +142,27 @@ pub struct Seal {
 
 /// Encodes and signs one frame for `seal.receiver` into `out`.
 pub fn seal_frame(seal: Seal, items: &[Item], keys: &Keyring, out: &mut Vec<u8>) {
+    let keyed = !keys.is_insecure();
+    let flags = match (keyed, seal.receiver_origin) {
+        (false, _) => 0,
+        (true, None) => codec::FLAG_AUTH,
+        (true, Some(_)) => codec::FLAG_AUTH | codec::FLAG_BOUND,
+    };
     codec::encode_frame(
         seal.sender,
         seal.origin,
         seal.frame_seq,
         seal.sent_at_ms,
         items,
-        !keys.is_insecure(),
+        flags,
         out,
     );
-    if let Some(tag) = keys.sign(&[&seal.receiver.0.to_be_bytes(), out]) {
+    let receiver = seal.receiver.0.to_be_bytes();
+    let tag = match seal.receiver_origin {
+        Some(o) => keys.sign(&[&receiver, &o.0.to_be_bytes(), out]),
+        None => keys.sign(&[&receiver, out]),
+    };
+    if let Some(tag) = tag {
         debug_assert_eq!(tag.as_ref().len(), TAG_LEN);
         out.extend_from_slice(tag.as_ref());
     }

@@ -175,7 +175,9 @@ mod tests {
             read(&mut r, &keys, WAIT).await,
             Err(HelloError::Timeout(_))
         ));
-        let junk = [b'H', b'S', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let junk = [
+            b'H', b'S', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
         assert!(matches!(
             read(&mut &junk[..], &keys, WAIT).await,
             Err(HelloError::BadMagic(_))

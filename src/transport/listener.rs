@@ -6,24 +6,38 @@
 //! and each frame's claimed sender must be a member at that IP. Frames must
 //! be fresh and never seen before (`replay`). Authentication, decoding,
 //! replay and slow-sender failures close the connection; every rejection is
-//! counted by reason and logged. The number of open connections is bounded.
+//! counted by reason and logged.
+//!
+//! An admitted connection first gets this node's hello (`hello`), then has
+//! [`HANDSHAKE_DEADLINE`] to send an authentic frame, or it is closed and
+//! counted (`connections_total{direction="in",outcome="handshake_timeout"}`).
+//! Until then it holds a pending slot, after that an authenticated one
+//! (`slots`), so idle connections cannot keep a peer out.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
-use super::frame::{FrameError, ReadLimits, now_ms, read_frame};
+use super::frame::{FrameError, Me, ReadLimits, now_ms, read_frame};
+use super::hello::{self, Hello};
 use super::keyring::SharedKeyring;
-use super::replay::ReplayGuard;
+use super::replay::{FrameStamp, ReplayGuard};
+use super::slots::{Closed, Slots, Ticket};
 use crate::gossip::{Item, Origin, PeerId, PeerSet};
 use crate::metrics::Metrics;
 
 /// How long a frame from a peer this node has not discovered yet waits for
 /// discovery to catch up (both sides start at about the same time).
 const DISCOVERY_LAG: Duration = Duration::from_secs(2);
+
+/// How long an admitted connection may take to send its first authentic
+/// frame. A sender writes as soon as it connects, so an honest peer needs
+/// a round trip (plus discovery lag on a fresh start).
+pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// An admitted frame for the owner task.
 #[derive(Debug)]
@@ -36,6 +50,8 @@ pub struct InboundFrame {
 
 pub struct ListenerCtx {
     pub me: PeerId,
+    /// This incarnation, announced in the hello; bound frames must name it.
+    pub origin: Origin,
     pub keys: SharedKeyring,
     pub limits: ReadLimits,
     pub members: watch::Receiver<Arc<PeerSet>>,
@@ -51,7 +67,7 @@ pub async fn run(
     frames_tx: mpsc::Sender<InboundFrame>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(ctx.max_connections));
+    let slots = Slots::new(ctx.max_connections);
     loop {
         let (stream, remote) = tokio::select! {
             a = listener.accept() => match a {
@@ -64,15 +80,33 @@ pub async fn run(
             },
             _ = crate::shutdown::requested(&mut shutdown) => return,
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            ctx.metrics
-                .connections
-                .with_label_values(&["in", "refused"])
-                .inc();
-            tracing::warn!(peer = %remote, max = ctx.max_connections, "gossip connection refused: too many open");
-            continue;
+        let ticket = match slots.admit(remote.ip()) {
+            Ok((ticket, evicted)) => {
+                if evicted {
+                    ctx.metrics
+                        .connections
+                        .with_label_values(&["in", "evicted"])
+                        .inc();
+                    tracing::warn!(peer = %remote, "unauthenticated gossip connection closed: a newer one from its IP came in");
+                }
+                ticket
+            }
+            Err(_) => {
+                ctx.metrics
+                    .connections
+                    .with_label_values(&["in", "refused"])
+                    .inc();
+                tracing::warn!(peer = %remote, max = ctx.max_connections, "gossip connection refused: too many waiting to authenticate");
+                continue;
+            }
         };
-        tokio::spawn(admit(stream, remote, slot, ctx.clone(), frames_tx.clone()));
+        tokio::spawn(admit(
+            stream,
+            remote,
+            ticket,
+            ctx.clone(),
+            frames_tx.clone(),
+        ));
     }
 }
 
@@ -84,12 +118,13 @@ fn is_member_ip(members: &PeerSet, ip: IpAddr) -> bool {
 
 /// Refuses connections from outside the membership, then reads.
 async fn admit(
-    stream: TcpStream,
+    mut stream: TcpStream,
     remote: SocketAddr,
-    slot: OwnedSemaphorePermit,
+    mut ticket: Ticket,
     ctx: Arc<ListenerCtx>,
     frames_tx: mpsc::Sender<InboundFrame>,
 ) {
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_DEADLINE;
     if !ctx.allow_unknown_peers {
         let mut members = ctx.members.clone();
         let known = tokio::time::timeout(DISCOVERY_LAG, async {
@@ -114,8 +149,38 @@ async fn admit(
         .connections
         .with_label_values(&["in", "opened"])
         .inc();
-    read_connection(stream, remote, ctx, frames_tx).await;
-    drop(slot);
+    let me = Hello {
+        peer: ctx.me,
+        origin: ctx.origin,
+        capabilities: hello::CAPABILITIES,
+    };
+    // A few dozen bytes into an empty socket buffer: this does not wait
+    // on the sender (which may be an old version that never reads).
+    if stream
+        .write_all(&hello::encode(me, &ctx.keys.current()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let signal = ticket.signal();
+    let outcome = tokio::select! {
+        biased;
+        why = signal.closed() => Some(why),
+        () = read_connection(&mut stream, remote, &ctx, &frames_tx, &mut ticket, deadline) => None,
+    };
+    match outcome {
+        Some(Closed::Evicted) => {}
+        Some(Closed::Replaced) => {
+            ctx.metrics
+                .connections
+                .with_label_values(&["in", "replaced"])
+                .inc();
+            tracing::debug!(peer = %remote, "gossip connection replaced by the same peer's newer one");
+        }
+        None => {}
+    }
+    drop(ticket);
 }
 
 /// The claimed sender's discovered address, waiting a little for discovery
@@ -149,20 +214,46 @@ fn reject(
 }
 
 async fn read_connection(
-    mut stream: TcpStream,
+    stream: &mut TcpStream,
     remote: SocketAddr,
-    ctx: Arc<ListenerCtx>,
-    frames_tx: mpsc::Sender<InboundFrame>,
+    ctx: &ListenerCtx,
+    frames_tx: &mpsc::Sender<InboundFrame>,
+    ticket: &mut Ticket,
+    deadline: tokio::time::Instant,
 ) {
+    let me = Me {
+        peer: ctx.me,
+        origin: ctx.origin,
+    };
     let mut pinned: Option<PeerId> = None;
     loop {
         let keys = ctx.keys.current();
-        let frame = match read_frame(&mut stream, ctx.limits, &keys, ctx.me).await {
+        let read = read_frame(stream, ctx.limits, &keys, me);
+        let read = if ticket.is_authenticated() {
+            read.await
+        } else {
+            match tokio::time::timeout_at(deadline, read).await {
+                Ok(r) => r,
+                Err(_) => {
+                    ctx.metrics
+                        .connections
+                        .with_label_values(&["in", "handshake_timeout"])
+                        .inc();
+                    tracing::warn!(
+                        peer = %remote,
+                        within = ?HANDSHAKE_DEADLINE,
+                        "gossip connection closed: no authentic frame in time"
+                    );
+                    return;
+                }
+            }
+        };
+        let frame = match read {
             Ok(Some(f)) => f,
             Ok(None) | Err(FrameError::Closed) | Err(FrameError::Idle(_)) => return,
             Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 reject(
-                    &ctx,
+                    ctx,
                     remote,
                     "io",
                     &"connection closed in the middle of a frame",
@@ -170,7 +261,7 @@ async fn read_connection(
                 return;
             }
             Err(e) => {
-                reject(&ctx, remote, e.reason(), &e);
+                reject(ctx, remote, e.reason(), &e);
                 return;
             }
         };
@@ -178,7 +269,7 @@ async fn read_connection(
         let sender = h.sender;
         if sender == ctx.me {
             reject(
-                &ctx,
+                ctx,
                 remote,
                 "unknown_peer",
                 &"frame claims to come from this node",
@@ -189,7 +280,7 @@ async fn read_connection(
             && p != sender
         {
             reject(
-                &ctx,
+                ctx,
                 remote,
                 "unknown_peer",
                 &"sender changed on one connection",
@@ -198,13 +289,13 @@ async fn read_connection(
         }
         pinned = Some(sender);
         if !ctx.allow_unknown_peers {
-            match member_addr(&ctx, sender).await {
+            match member_addr(ctx, sender).await {
                 None => {
                     // Drop this frame (anti-entropy repairs what a real
                     // peer lost) but keep listening: discovery may still
                     // catch up.
                     reject(
-                        &ctx,
+                        ctx,
                         remote,
                         "unknown_peer",
                         &format_args!("peer {sender} is not a member"),
@@ -213,7 +304,7 @@ async fn read_connection(
                 }
                 Some(Some(addr)) if addr.ip() != remote.ip() => {
                     reject(
-                        &ctx,
+                        ctx,
                         remote,
                         "address_mismatch",
                         &format_args!("peer {sender} is at {addr}, not {remote}"),
@@ -223,12 +314,16 @@ async fn read_connection(
                 Some(_) => {}
             }
         }
-        if let Err(r) =
-            ctx.replay
-                .check(sender, h.sender_origin, h.frame_seq, h.sent_at_ms, now_ms())
-        {
+        let stamp = FrameStamp {
+            sender,
+            origin: h.sender_origin,
+            seq: h.frame_seq,
+            sent_at_ms: h.sent_at_ms,
+            bound: h.is_bound(),
+        };
+        if let Err(r) = ctx.replay.check(stamp, now_ms()) {
             reject(
-                &ctx,
+                ctx,
                 remote,
                 r.reason(),
                 &format_args!(
@@ -236,6 +331,14 @@ async fn read_connection(
                     h.frame_seq, h.sent_at_ms
                 ),
             );
+            return;
+        }
+        if !ticket.is_authenticated() && ticket.authenticate(sender).is_err() {
+            ctx.metrics
+                .connections
+                .with_label_values(&["in", "refused"])
+                .inc();
+            tracing::warn!(peer = %remote, max = ctx.max_connections, "gossip connection refused: every slot is held by another peer");
             return;
         }
         ctx.metrics.frames.with_label_values(&["in"]).inc();

@@ -6,6 +6,8 @@
 //! - [`frame`]: read and write one frame on a stream.
 //! - [`writer`]: a task per peer that batches what is queued for it.
 //! - [`listener`]: accepts connections, admits and forwards frames.
+//! - [`hello`]: what a receiver says first: which incarnation listens.
+//! - [`slots`]: bounds pending and authenticated connections apart.
 //! - [`replay`]: refuses frames seen before or too old.
 //! - [`reload`]: re-reads the key files when the mounted Secret changes.
 //! - [`faults`]: injected frame loss and partitions, for tests.
@@ -14,10 +16,12 @@
 
 pub mod faults;
 pub mod frame;
+pub mod hello;
 pub mod keyring;
 pub mod listener;
 pub mod reload;
 pub mod replay;
+pub mod slots;
 pub mod writer;
 
 use std::net::SocketAddr;

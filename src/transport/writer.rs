@@ -2,6 +2,11 @@
 //! bounded queue. When it wakes it takes everything queued and sends it as
 //! one frame (split only at the frame size bound). A dead peer only ever
 //! fills its own queue; it never blocks the others.
+//!
+//! Right after connecting it reads the receiver's hello (`hello`) and binds
+//! every frame on that connection to the incarnation it names. A receiver
+//! that says nothing within [`HELLO_WAIT`] is a version from before the
+//! hello: frames to it are sealed unbound, as that version expects.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::faults::Faults;
 use super::frame::{Seal, now_ms, seal_frame};
+use super::hello::{self, HelloError};
 use super::keyring::SharedKeyring;
 use crate::gossip::codec::{self, HEADER_LEN, TAG_LEN};
 use crate::gossip::{Item, Origin, PeerId};
@@ -25,6 +31,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A connection with nothing to send for this long is closed (its task
 /// ends; the next send opens a new one).
 const IDLE_CLOSE: Duration = Duration::from_secs(120);
+/// How long a new connection waits for the receiver's hello.
+pub const HELLO_WAIT: Duration = Duration::from_millis(500);
 
 /// What every writer shares.
 pub struct WriterCtx {
@@ -170,6 +178,7 @@ async fn run(
             .connections
             .with_label_values(&["out", "opened"])
             .inc();
+        let bound_to = read_hello(&ctx, to, addr, &mut stream).await;
         state.store(1, Ordering::Relaxed);
         delays = backoff.build();
         loop {
@@ -190,7 +199,12 @@ async fn run(
             while let Ok(more) = rx.try_recv() {
                 pending.extend(more);
             }
-            match write_all_frames(&ctx, to, addr, &mut stream, &pending, &mut buf).await {
+            let dest = Dest {
+                peer: to,
+                origin: bound_to,
+                addr,
+            };
+            match write_all_frames(&ctx, dest, &mut stream, &pending, &mut buf).await {
                 Ok(()) => pending.clear(),
                 Err(e) => {
                     tracing::debug!(peer = %addr, error = %e, "write failed; reconnecting");
@@ -218,11 +232,51 @@ async fn connect(
     socket.connect(addr).await
 }
 
-/// Writes `items` as few frames as the frame bound allows.
-async fn write_all_frames(
+/// The receiver's incarnation from its hello, when frames may be bound to
+/// it; `None` for a receiver from before the hello (or one whose hello
+/// could not be trusted: its frames would fail there anyway, and it is
+/// logged and counted).
+async fn read_hello(
     ctx: &WriterCtx,
     to: PeerId,
     addr: SocketAddr,
+    stream: &mut TcpStream,
+) -> Option<Origin> {
+    let keys = ctx.keys.current();
+    match hello::read(stream, &keys, HELLO_WAIT).await {
+        Ok(h) if h.peer == to && h.binds() => Some(h.origin),
+        Ok(h) if h.peer != to => {
+            ctx.metrics
+                .connections
+                .with_label_values(&["out", "bad_hello"])
+                .inc();
+            tracing::warn!(peer = %addr, expected = %to, got = %h.peer, "the peer at this address says it is another node; frames to it will be refused there");
+            None
+        }
+        Ok(_) | Err(HelloError::Timeout(_)) => None,
+        Err(e) => {
+            ctx.metrics
+                .connections
+                .with_label_values(&["out", "bad_hello"])
+                .inc();
+            tracing::warn!(peer = %addr, error = %e, "the peer's hello failed; check that both use the same gossip key");
+            None
+        }
+    }
+}
+
+/// Where a frame goes: the peer, its incarnation (bound frames), its address.
+#[derive(Copy, Clone)]
+struct Dest {
+    peer: PeerId,
+    origin: Option<Origin>,
+    addr: SocketAddr,
+}
+
+/// Writes `items` as few frames as the frame bound allows.
+async fn write_all_frames(
+    ctx: &WriterCtx,
+    dest: Dest,
     stream: &mut TcpStream,
     items: &[Item],
     buf: &mut Vec<u8>,
@@ -256,14 +310,19 @@ async fn write_all_frames(
             continue;
         }
         let seal = Seal {
-            receiver: to,
+            receiver: dest.peer,
+            receiver_origin: dest.origin,
             sender: ctx.me,
             origin: ctx.origin,
             frame_seq: ctx.frame_seq.fetch_add(1, Ordering::Relaxed),
             sent_at_ms: now_ms(),
         };
         seal_frame(seal, &items[start..end], &keys, buf);
-        if ctx.faults.as_ref().is_some_and(|f| f.should_drop(addr)) {
+        if ctx
+            .faults
+            .as_ref()
+            .is_some_and(|f| f.should_drop(dest.addr))
+        {
             ctx.metrics
                 .sends_dropped
                 .with_label_values(&["fault"])

@@ -121,7 +121,7 @@ fn frame(items: &[Item]) -> Vec<u8> {
         3,
         1_700_000_000_000,
         items,
-        false,
+        0,
         &mut out,
     );
     out

@@ -1,6 +1,9 @@
 use super::*;
 
-const ME: PeerId = PeerId(42);
+const ME: Me = Me {
+    peer: PeerId(42),
+    origin: Origin(420),
+};
 
 fn limits() -> ReadLimits {
     ReadLimits {
@@ -11,9 +14,14 @@ fn limits() -> ReadLimits {
 }
 
 fn sealed_for(receiver: PeerId, keys: &Keyring) -> Vec<u8> {
+    sealed_bound(receiver, None, keys)
+}
+
+fn sealed_bound(receiver: PeerId, receiver_origin: Option<Origin>, keys: &Keyring) -> Vec<u8> {
     let mut out = Vec::new();
     let seal = Seal {
         receiver,
+        receiver_origin,
         sender: PeerId(1),
         origin: Origin(2),
         frame_seq: 3,
@@ -24,7 +32,7 @@ fn sealed_for(receiver: PeerId, keys: &Keyring) -> Vec<u8> {
 }
 
 fn sealed(keys: &Keyring) -> Vec<u8> {
-    sealed_for(ME, keys)
+    sealed_for(ME.peer, keys)
 }
 
 #[tokio::test]
@@ -72,6 +80,44 @@ async fn a_frame_sealed_for_another_peer_does_not_verify_here() {
         .await
         .unwrap_err();
     assert_eq!(err.reason(), "bad_tag");
+}
+
+#[tokio::test]
+async fn a_bound_frame_verifies_only_at_the_incarnation_it_was_sealed_for() {
+    let keys = Keyring::new(b"k-0123456789abcdef", None);
+    let bytes = sealed_bound(ME.peer, Some(ME.origin), &keys);
+    let f = read_frame(&mut &bytes[..], limits(), &keys, ME)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(f.header.is_bound());
+    // The same peer, restarted as a new origin.
+    let next = Me {
+        origin: Origin(421),
+        ..ME
+    };
+    let err = read_frame(&mut &bytes[..], limits(), &keys, next)
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "bad_tag");
+    // An unbound frame (an older sender) still verifies at either.
+    let legacy = sealed(&keys);
+    let f = read_frame(&mut &legacy[..], limits(), &keys, next)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!f.header.is_bound());
+}
+
+#[tokio::test]
+async fn unknown_header_flags_have_their_own_reason() {
+    let keys = Keyring::new(b"k-0123456789abcdef", None);
+    let mut bytes = sealed(&keys);
+    bytes[3] |= 0x40;
+    let err = read_frame(&mut &bytes[..], limits(), &keys, ME)
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "unknown_flags");
 }
 
 #[tokio::test]
