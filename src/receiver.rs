@@ -45,7 +45,13 @@ pub enum Mode {
     Fail = 1,
     /// 400: a permanent rejection.
     Reject = 2,
+    /// Keeps the events, then answers 200 only after [`SLOW_ANSWER`]: an
+    /// app slower than the sidecar's webhook timeout.
+    Slow = 3,
 }
+
+/// How long a [`Mode::Slow`] receiver takes to answer.
+pub const SLOW_ANSWER: Duration = Duration::from_secs(2);
 
 struct State {
     // A std mutex: held only to push or copy, never across an await.
@@ -169,18 +175,24 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Response<Body> {
         Ok(b) => b,
         Err(e) => return http::error(StatusCode::BAD_REQUEST, "not_a_batch", &e.to_string()),
     };
-    let mut events = state.events.lock().unwrap_or_else(|e| e.into_inner());
-    for e in batch {
-        if state.log {
-            tracing::info!(id = %e.id, kind = %e.kind, source = %e.source, data = %e.data, "received");
+    let slow = state.mode.load(Ordering::Relaxed) == Mode::Slow as u8;
+    {
+        let mut events = state.events.lock().unwrap_or_else(|e| e.into_inner());
+        for e in batch {
+            if state.log {
+                tracing::info!(id = %e.id, kind = %e.kind, source = %e.source, data = %e.data, "received");
+            }
+            events.push(Received {
+                id: e.id,
+                kind: e.kind,
+                source: e.source,
+                data: e.data,
+                at,
+            });
         }
-        events.push(Received {
-            id: e.id,
-            kind: e.kind,
-            source: e.source,
-            data: e.data,
-            at,
-        });
+    }
+    if slow {
+        tokio::time::sleep(SLOW_ANSWER).await;
     }
     http::text(StatusCode::OK, "ok\n")
 }

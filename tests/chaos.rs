@@ -46,8 +46,20 @@ fn apis_of(c: &LocalCluster) -> Apis {
     ))
 }
 
+/// The publisher's seed: `HEARSAY_CHAOS_SEED` to replay a run, else
+/// random; printed either way.
+fn seed() -> u64 {
+    let seed = std::env::var("HEARSAY_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("chaos publisher seed: {seed} (HEARSAY_CHAOS_SEED={seed} replays it)");
+    seed
+}
+
 /// Publishes at `rate` per second for `duration`, at random live nodes.
 fn publisher(apis: Apis, rate: f64, duration: Duration) -> tokio::task::JoinHandle<Vec<Published>> {
+    let mut rng = <rand_xoshiro::Xoshiro256PlusPlus as rand::SeedableRng>::seed_from_u64(seed());
     tokio::spawn(async move {
         let start = Instant::now();
         let mut out = Vec::new();
@@ -65,7 +77,7 @@ fn publisher(apis: Apis, rate: f64, duration: Duration) -> tokio::task::JoinHand
             if live.is_empty() {
                 continue;
             }
-            let (origin, api) = live[rand::rng().random_range(0..live.len())].clone();
+            let (origin, api) = live[rng.random_range(0..live.len())].clone();
             let cache = format!("cache-{}", k % 5);
             let at = Instant::now();
             if let Ok(id) = api

@@ -256,7 +256,10 @@ async fn a_bookmark_moves_the_watch_position() {
     }
     let rv = h.fake.resource_version();
     h.fake.control(Control::Bookmark);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually(WAIT, "the bookmark is on the stream", || async {
+        h.fake.bookmarks() >= 1
+    })
+    .await;
     h.fake.control(Control::End);
     eventually(WAIT, "a new watch", || async {
         h.fake.watch_positions().len() >= 2
@@ -286,7 +289,10 @@ async fn a_bookmark_then_a_410_forces_a_relist_and_the_peers_are_right_afterward
     );
     let bookmark_rv = h.fake.resource_version();
     h.fake.control(Control::Bookmark);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually(WAIT, "the bookmark is on the stream", || async {
+        h.fake.bookmarks() >= 1
+    })
+    .await;
     let lists = h.fake.lists();
     // The watch ends and cannot be re-opened for now.
     h.fake.set_faults(Faults {

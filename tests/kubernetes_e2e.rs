@@ -20,6 +20,7 @@ fn k8s_node(webhook_url: String, ip: &str, kubeconfig: &std::path::Path, i: usiz
         gossip_addr: Some(format!("{ip}:0").parse().unwrap()),
         no_peers_file: true,
         advertise: None,
+        binary: None,
         env: vec![
             ("KUBECONFIG".into(), kubeconfig.display().to_string()),
             ("POD_IP".into(), ip.into()),

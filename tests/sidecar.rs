@@ -288,20 +288,46 @@ async fn frames_with_a_wrong_key_are_rejected_and_counted() {
     })
     .await;
     assert!(c.metric(1, "hearsay_auth_failures_total").await.unwrap() >= 2.0);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(frame.len() > HEADER_LEN);
+    // The node still works. The real event comes after the forged frames
+    // were refused, so once it is here the forged one never will be.
+    let id = publish(&c, 0, "real").await;
+    eventually(WAIT, "real event delivered", || async {
+        count(&recv[1], &id) == 1
+    })
+    .await;
     assert!(
         recv[1]
             .events()
             .iter()
             .all(|e| e.data["keys"][0] != "forged")
     );
-    assert!(frame.len() > HEADER_LEN);
-    // The node still works.
-    let id = publish(&c, 0, "real").await;
-    eventually(WAIT, "real event delivered", || async {
+    finish(c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_slower_than_the_webhook_timeout_gets_the_batch_again_and_it_is_counted() {
+    let (c, recv) = cluster("slow-app", 2, &["--webhook-timeout", "300ms"]).await;
+    let warm = publish(&c, 0, "warm-up").await;
+    eventually(WAIT, "warm-up", || async { count(&recv[1], &warm) == 1 }).await;
+    let redelivered = "hearsay_webhook_redelivered_total";
+    assert_eq!(c.metric(1, redelivered).await.unwrap(), 0.0);
+    // The app takes the batch but answers after the sidecar gave up on it.
+    recv[1].set_mode(Mode::Slow);
+    let id = publish(&c, 0, "slow").await;
+    eventually(WAIT, "the slow app has it once", || async {
         count(&recv[1], &id) == 1
     })
     .await;
+    recv[1].set_mode(Mode::Accept);
+    eventually(WAIT, "the retry delivers it a second time", || async {
+        count(&recv[1], &id) == 2
+    })
+    .await;
+    assert!(
+        c.metric(1, redelivered).await.unwrap() >= 1.0,
+        "the second copy is counted"
+    );
     finish(c).await;
 }
 
@@ -317,11 +343,22 @@ async fn sigterm_sends_and_delivers_what_is_queued_then_exits_zero() {
         c.metric(1, "hearsay_events_delivered_total").await.unwrap() >= 2.0
     })
     .await;
+    let api = c.api(1);
     let stopping = tokio::spawn(async move {
         let status = c.terminate(1, Duration::from_secs(15)).await;
         (c, status)
     });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Only once node 1 is draining does its app come back.
+    eventually(WAIT, "node 1 is shutting down", || async {
+        let s: serde_json::Value = api.json(Method::GET, "/v1/status", None).await.unwrap();
+        s["shutting_down"] == true
+    })
+    .await;
+    assert_eq!(
+        count(&recv[1], &id),
+        0,
+        "not delivered before the app is back"
+    );
     recv[1].set_mode(Mode::Accept);
     let (mut c, status) = stopping.await.unwrap();
     assert!(status.unwrap().success(), "exit status 0 after draining");

@@ -3,6 +3,9 @@
 //! - 2xx: delivered.
 //! - Connect errors, timeouts, 429 and 5xx: the batch goes back to the
 //!   front of the queue and is retried with exponential backoff and jitter.
+//!   After a timeout the app may have processed the batch (it was only slow
+//!   to answer), so the retry can deliver its events a second time: counted
+//!   in `hearsay_webhook_redelivered_total`.
 //! - Other 4xx: the app refuses these events for good; counted and logged
 //!   with the response body.
 //! - Readiness gating: until the app has answered once (the probe path if
@@ -46,6 +49,8 @@ const GATED_RETRY: Duration = Duration::from_millis(250);
 enum Outcome {
     Success,
     Retryable(String),
+    /// No answer in time: the app may or may not have the batch.
+    TimedOut(String),
     Rejected(StatusCode, String),
 }
 
@@ -105,6 +110,10 @@ pub async fn run(
         metrics
             .webhook_latency
             .observe(started.elapsed().as_secs_f64());
+        if ready && matches!(outcome, Outcome::TimedOut(_)) {
+            let events: usize = batch.iter().map(AppMessage::event_count).sum();
+            metrics.webhook_redelivered.inc_by(events as u64);
+        }
         let done = match outcome {
             Outcome::Success => {
                 if !ready {
@@ -128,7 +137,7 @@ pub async fn run(
                     .inc();
                 BatchOutcome::Rejected(batch)
             }
-            Outcome::Retryable(why) if !ready => {
+            Outcome::Retryable(why) | Outcome::TimedOut(why) if !ready => {
                 tracing::debug!(error = %why, "app not ready yet; events wait");
                 metrics.webhook_requests.with_label_values(&["gated"]).inc();
                 let _ = cmd_tx
@@ -137,7 +146,7 @@ pub async fn run(
                 tokio::time::sleep(GATED_RETRY).await;
                 continue;
             }
-            Outcome::Retryable(why) => {
+            Outcome::Retryable(why) | Outcome::TimedOut(why) => {
                 metrics.webhook_requests.with_label_values(&["retry"]).inc();
                 let since = *failing_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= cfg.retry_budget {
@@ -176,7 +185,7 @@ async fn post(client: &HttpClient, cfg: &WebhookConfig, body: Vec<u8>) -> Outcom
         Err(e) => return Outcome::Retryable(e.to_string()),
     };
     let resp = match tokio::time::timeout(cfg.timeout, client.request(req)).await {
-        Err(_) => return Outcome::Retryable(format!("timed out after {:?}", cfg.timeout)),
+        Err(_) => return Outcome::TimedOut(format!("timed out after {:?}", cfg.timeout)),
         Ok(Err(e)) => return Outcome::Retryable(e.to_string()),
         Ok(Ok(r)) => r,
     };

@@ -61,6 +61,9 @@ pub struct NodeSpec {
     pub env: Vec<(String, String)>,
     /// Extra `hearsay run` arguments.
     pub args: Vec<String>,
+    /// Another `hearsay` binary for this node (an older version, to test a
+    /// rolling upgrade); default the cluster's.
+    pub binary: Option<PathBuf>,
 }
 
 pub struct NodeProc {
@@ -193,7 +196,8 @@ impl LocalCluster {
             .append(true)
             .open(&log)
             .with_context(|| format!("cannot open {}", log.display()))?;
-        let mut cmd = Command::new(&self.opts.binary);
+        let binary = spec.binary.as_ref().unwrap_or(&self.opts.binary);
+        let mut cmd = Command::new(binary);
         let gossip = spec
             .gossip_addr
             .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -233,7 +237,7 @@ impl LocalCluster {
             .kill_on_drop(true);
         let mut child = cmd
             .spawn()
-            .with_context(|| format!("cannot start {}", self.opts.binary.display()))?;
+            .with_context(|| format!("cannot start {}", binary.display()))?;
         let deadline = Instant::now() + self.opts.start_timeout;
         let ready = loop {
             if let Ok(bytes) = std::fs::read(&ready_path)
@@ -370,6 +374,17 @@ impl LocalCluster {
                 )
             }
         }
+    }
+
+    /// Starts a stopped node again with another binary (`None`: the
+    /// cluster's), as a rolling upgrade does.
+    pub async fn restart_with_binary(
+        &mut self,
+        i: usize,
+        binary: Option<PathBuf>,
+    ) -> anyhow::Result<()> {
+        self.specs[i].binary = binary;
+        self.restart(i).await
     }
 
     /// Starts a stopped node again: a new process, new ports, same webhook.

@@ -74,6 +74,7 @@ pub struct Metrics {
     // Delivery to the app.
     pub webhook_requests: IntCounterVec,
     pub webhook_latency: Histogram,
+    pub webhook_redelivered: IntCounter,
     pub delivery_queue_depth: IntGauge,
     pub delivery_queue_capacity: IntGauge,
     pub delivery_coalesced: IntCounter,
@@ -197,6 +198,11 @@ impl Metrics {
                 "hearsay_webhook_requests_total",
                 "Requests to the app's webhook, by outcome.",
                 &["outcome"],
+            ),
+            webhook_redelivered: counter(
+                &r,
+                "hearsay_webhook_redelivered_total",
+                "Events sent to the app again after a request that timed out: the app may have processed them, and then sees them twice.",
             ),
             webhook_latency: histogram(
                 &r,

@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     pub watches: AtomicU64,
     /// Requests that carried a continue token.
     pub continues: AtomicU64,
+    /// Bookmarks written to a watch stream.
+    pub bookmarks: AtomicU64,
     /// The resourceVersion each watch request started from, in order.
     pub watch_from: Mutex<Vec<u64>>,
 }
@@ -87,6 +89,7 @@ impl FakeApiServer {
             lists: AtomicU64::new(0),
             watches: AtomicU64::new(0),
             continues: AtomicU64::new(0),
+            bookmarks: AtomicU64::new(0),
             watch_from: Mutex::new(Vec::new()),
         });
         let accept = tokio::spawn(server::accept_loop(listener, shared.clone()));
@@ -177,6 +180,13 @@ impl FakeApiServer {
 
     pub fn watches(&self) -> u64 {
         self.shared.watches.load(Ordering::Relaxed)
+    }
+
+    /// Bookmarks written to watch streams so far. A watch reads its
+    /// stream in order, so it has the bookmark before anything written
+    /// after it (an end of stream included).
+    pub fn bookmarks(&self) -> u64 {
+        self.shared.bookmarks.load(Ordering::Relaxed)
     }
 
     pub fn continues(&self) -> u64 {

@@ -314,6 +314,7 @@ fn watch(
                 if tx.send(line(&bm)).await.is_err() {
                     return;
                 }
+                shared.bookmarks.fetch_add(1, Ordering::Relaxed);
             }
             tokio::select! {
                 c = changed.recv() => if matches!(c, Err(broadcast::error::RecvError::Closed)) { return },
