@@ -8,6 +8,7 @@ use clap::Parser;
 use hearsay::cli::{Cli, dispatch};
 
 fn main() -> ExitCode {
+    hearsay::shutdown::stop_with_parent();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

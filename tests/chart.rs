@@ -656,6 +656,212 @@ fn deploy_holds_what_the_chart_renders_today() {
     validate_strict(&objs, "deploy");
 }
 
+/// A `k=v,k2=v2` selector as a map.
+fn parse_selector(s: &str) -> BTreeMap<String, String> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').expect("k=v");
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+fn label_map(v: &Value) -> BTreeMap<String, String> {
+    v.as_mapping()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().unwrap().to_owned(),
+                        v.as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn env_value(container: &Value, name: &str) -> String {
+    container["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["value"].as_str())
+        .unwrap_or_else(|| panic!("{name} in the sidecar's env"))
+        .to_owned()
+}
+
+/// Every selector the rendered objects hold for the app's pods.
+fn selectors_of(objs: &[Value]) -> Vec<(String, BTreeMap<String, String>)> {
+    let mut out = Vec::new();
+    for o in objs {
+        let name = format!(
+            "{} {}",
+            kind(o),
+            o["metadata"]["name"].as_str().unwrap_or("")
+        );
+        match kind(o) {
+            "Service" => out.push((name, label_map(&o["spec"]["selector"]))),
+            "PodDisruptionBudget" => {
+                out.push((name, label_map(&o["spec"]["selector"]["matchLabels"])))
+            }
+            "NetworkPolicy" => {
+                out.push((name, label_map(&o["spec"]["podSelector"]["matchLabels"])))
+            }
+            "Deployment" => {
+                out.push((
+                    format!("{name} env HEARSAY_K8S_SELECTOR"),
+                    parse_selector(&env_value(sidecar_of(o), "HEARSAY_K8S_SELECTOR")),
+                ));
+                if !o["spec"]["selector"].is_null() {
+                    out.push((name, label_map(&o["spec"]["selector"]["matchLabels"])));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn what_the_user_declares_is_exactly_what_is_selected() {
+    let orders = BTreeMap::from([("app".to_owned(), "orders".to_owned())]);
+    let objs = objects(&render_with(
+        &[case("all-on")],
+        &serde_json::json!({"app": {"podLabels": {"app": "orders"}}}),
+    ));
+    let selectors = selectors_of(&objs);
+    assert!(selectors.len() >= 5, "{selectors:?}");
+    for (what, sel) in &selectors {
+        assert_eq!(sel, &orders, "{what} selects exactly app.podLabels");
+    }
+    // The example app's pods carry them, so its sidecars find each other.
+    let example = find(&objs, "Deployment")[0];
+    assert_eq!(
+        label_map(&example["spec"]["template"]["metadata"]["labels"]),
+        orders
+    );
+    // With nothing declared, the example app's own label, alone.
+    let objs = objects(&render("example-app"));
+    for (what, sel) in selectors_of(&objs) {
+        assert_eq!(
+            sel,
+            BTreeMap::from([(
+                "app.kubernetes.io/name".to_owned(),
+                "hearsay-example".to_owned()
+            )]),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn deploy_selects_the_pods_deploy_my_app_runs() {
+    let app: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/my-app.yaml")).unwrap(),
+    )
+    .unwrap();
+    let labels = label_map(&app["spec"]["template"]["metadata"]["labels"]);
+    let patch: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/sidecar-patch.yaml")).unwrap(),
+    )
+    .unwrap();
+    let mut objs = objects(&BTreeMap::from([(
+        "x.yaml".to_owned(),
+        std::fs::read_to_string(root().join("deploy/hearsay.yaml")).unwrap(),
+    )]));
+    objs.push(patch);
+    let selectors = selectors_of(&objs);
+    assert!(!selectors.is_empty());
+    for (what, sel) in selectors {
+        assert!(!sel.is_empty(), "{what} selects something");
+        for (k, v) in &sel {
+            assert_eq!(
+                labels.get(k),
+                Some(v),
+                "{what} selects {k}={v}, which deploy/my-app.yaml's pods do not carry ({labels:?})"
+            );
+        }
+    }
+}
+
+/// The YAML blocks of the README's "From your own chart" item, dedented.
+fn readme_parent_chart_blocks() -> Vec<String> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let item = readme
+        .split("- **From your own chart**")
+        .nth(1)
+        .and_then(|s| s.split("\n- **").next())
+        .expect("the README's From your own chart item");
+    item.split("```yaml\n")
+        .skip(1)
+        .map(|b| {
+            b.split("```")
+                .next()
+                .unwrap()
+                .lines()
+                .map(|l| l.strip_prefix("  ").unwrap_or(l))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect()
+}
+
+#[test]
+fn a_parent_chart_with_the_readme_snippet_renders_the_sidecar_from_the_dependency() {
+    let blocks = readme_parent_chart_blocks();
+    assert_eq!(blocks.len(), 2, "values and the Deployment: {blocks:?}");
+    // A parent chart laid out as `helm dependency build` leaves it: the
+    // dependency unpacked under charts/.
+    let dir = common::test_dir("parent-chart");
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(
+        dir.join("Chart.yaml"),
+        "apiVersion: v2\nname: orders\nversion: 1.0.0\ndependencies:\n  - name: hearsay\n    version: 0.1.0\n    repository: file://../hearsay\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("values.yaml"), &blocks[0]).unwrap();
+    std::fs::write(dir.join("templates/deployment.yaml"), &blocks[1]).unwrap();
+    std::fs::create_dir_all(dir.join("charts")).unwrap();
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(chart_dir())
+        .arg(dir.join("charts/hearsay"))
+        .status();
+    assert!(copy.is_ok_and(|s| s.success()), "copy the chart");
+    let out = chart_py(&["render", dir.to_str().unwrap(), "--name", "orders"]);
+    assert!(
+        out.status.success(),
+        "the parent chart renders:\n{}",
+        text(&out.stderr)
+    );
+    let rendered: BTreeMap<String, String> = serde_json::from_slice(&out.stdout).unwrap();
+    let objs = objects(&rendered);
+    let deployment = find(&objs, "Deployment")
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == "orders")
+        .expect("the parent's Deployment");
+    let sidecar = sidecar_of(deployment);
+    assert_eq!(
+        parse_selector(&env_value(sidecar, "HEARSAY_K8S_SELECTOR")),
+        label_map(&deployment["spec"]["template"]["metadata"]["labels"]),
+        "the sidecar selects the parent's pods"
+    );
+    let sa = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        .as_str()
+        .unwrap();
+    assert!(
+        find(&objs, "ServiceAccount")
+            .iter()
+            .any(|s| s["metadata"]["name"] == sa),
+        "the ServiceAccount {sa} is rendered by the dependency"
+    );
+    validate_strict(&objs, "parent chart");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn hadolint_passes_on_the_dockerfile() {
     let out = Command::new(venv().join("bin/hadolint"))

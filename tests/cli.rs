@@ -232,3 +232,116 @@ async fn sigterm_stops_the_demo_and_every_sidecar_it_started() {
         );
     }
 }
+
+/// Whether `pid` is gone (or a zombie nobody reaped yet: it runs nothing).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Starts a `--keep-running` demo of 3 nodes; returns it (stdout not
+/// taken) and its sidecars' pids, read from the ready files in its
+/// directory.
+async fn running_demo(stdout: std::process::Stdio) -> (tokio::process::Child, Vec<u32>) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(binary())
+        .args(["demo", "--nodes", "3", "--events", "10", "--rate", "100"])
+        .arg("--keep-running")
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut dir = None;
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if let Some(rest) = line.split("logs and files in ").nth(1) {
+                dir = Some(std::path::PathBuf::from(rest.trim_end_matches(')')));
+            }
+            if line.contains("keeps running") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(waited, Ok(true), "the demo never said it keeps running");
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    let dir = dir.expect("the demo names its directory");
+    let pids: Vec<u32> = (0..3)
+        .map(|i| {
+            let ready: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join(format!("node-{i}.json"))).unwrap())
+                    .unwrap();
+            ready["pid"].as_u64().unwrap() as u32
+        })
+        .collect();
+    assert!(pids.iter().all(|p| !gone(*p)), "the sidecars run");
+    (child, pids)
+}
+
+async fn sidecars_stop(pids: &[u32], how: &str) {
+    eventually(
+        std::time::Duration::from_secs(20),
+        &format!("every sidecar stops after {how}"),
+        || async { pids.iter().all(|p| gone(*p)) },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn however_the_demo_ends_its_sidecars_end_too() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    // A closed terminal.
+    let (mut demo, pids) = running_demo(std::process::Stdio::null()).await;
+    kill(Pid::from_raw(demo.id().unwrap() as i32), Signal::SIGHUP).unwrap();
+    let _ = demo.wait().await;
+    sidecars_stop(&pids, "SIGHUP").await;
+    // A demo killed outright (as a panic with panic=abort, or the OOM
+    // killer, would end it): nothing of it runs to clean up.
+    let (mut demo, pids) = running_demo(std::process::Stdio::null()).await;
+    kill(Pid::from_raw(demo.id().unwrap() as i32), Signal::SIGKILL).unwrap();
+    let _ = demo.wait().await;
+    sidecars_stop(&pids, "SIGKILL").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_whose_stdout_is_closed_fails_cleanly_and_stops_its_sidecars() {
+    // `hearsay demo | true`: the reader is gone before the summary.
+    let mut child = tokio::process::Command::new(binary())
+        .args(["demo", "--nodes", "3", "--events", "10", "--rate", "100"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the demo ends")
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!stderr.contains("panicked"), "no panic: {stderr}");
+    assert!(stderr.contains("cannot write the summary"), "{stderr}");
+    let dir = stderr
+        .split("logs and files in ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .expect("the demo names its directory");
+    let dir = std::path::Path::new(dir);
+    for i in 0..3 {
+        let bytes = std::fs::read(dir.join(format!("node-{i}.json"))).unwrap();
+        let ready: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let pid = ready["pid"].as_u64().unwrap() as u32;
+        sidecars_stop(&[pid], "a closed stdout").await;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -204,6 +204,11 @@ impl LocalCluster {
         let log_level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
         cmd.env_clear()
             .env("RUST_LOG", log_level)
+            // The node stops when this process dies, however it dies.
+            .env(
+                crate::shutdown::PARENT_PID_ENV,
+                std::process::id().to_string(),
+            )
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .arg("run")
             .args(["--node-name", &format!("node-{i}")])

@@ -83,7 +83,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
     let started = Instant::now();
     let say = |msg: &str| {
         if !args.json {
-            eprintln!("{msg}");
+            note(msg);
         }
     };
     let dir = std::env::temp_dir().join(format!("hearsay-demo-{}", std::process::id()));
@@ -141,13 +141,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
             return Err(e);
         }
     };
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string(&report)?)
     } else {
-        print_summary(&report, &cluster);
+        summary(&report, &cluster)
+    };
+    // A closed stdout (`hearsay demo | head`) is an error, not a panic, and
+    // the cluster still stops.
+    if let Err(e) = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+        cluster.shutdown(Duration::from_secs(5)).await;
+        anyhow::bail!("cannot write the summary: {e}");
     }
     if args.keep_running {
-        eprintln!("\nthe cluster keeps running; Ctrl-C stops it");
+        note("\nthe cluster keeps running; Ctrl-C stops it");
         signals.recv().await;
     }
     cluster.shutdown(Duration::from_secs(10)).await;
@@ -201,13 +207,13 @@ async fn exercise(
         if !args.json && last_progress.elapsed() >= Duration::from_secs(1) {
             last_progress = Instant::now();
             let got = received_of(receivers, &published);
-            eprintln!(
+            note(&format!(
                 "  published {}/{}, deliveries {}/{}",
                 k + 1,
                 args.events,
                 got,
                 (k + 1) * (n - 1)
-            );
+            ));
         }
     }
     let expected = published.len() * (n - 1);
@@ -296,25 +302,32 @@ fn received_of(receivers: &[Receiver], published: &HashMap<String, Published>) -
         .sum()
 }
 
-fn print_summary(r: &DemoReport, cluster: &LocalCluster) {
-    println!();
-    println!("hearsay demo: {} sidecars on 127.0.0.1", r.nodes);
-    println!(
+/// The summary the demo prints at the end.
+fn summary(r: &DemoReport, cluster: &LocalCluster) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    out.push('\n');
+    let _ = writeln!(out, "hearsay demo: {} sidecars on 127.0.0.1", r.nodes);
+    let _ = writeln!(
+        out,
         "  events published        {} ({} invalidations, {} config writes)",
         r.events, r.invalidations, r.config_writes
     );
-    println!("  deliveries expected     {}", r.deliveries_expected);
-    println!("  deliveries              {}", r.deliveries);
-    println!("  duplicates              {}", r.duplicates);
-    println!(
+    let _ = writeln!(out, "  deliveries expected     {}", r.deliveries_expected);
+    let _ = writeln!(out, "  deliveries              {}", r.deliveries);
+    let _ = writeln!(out, "  duplicates              {}", r.duplicates);
+    let _ = writeln!(
+        out,
         "  time to all p50 / p99   {} ms / {} ms",
         r.time_to_all_p50_ms, r.time_to_all_p99_ms
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  one delivery p50 / p99  {} ms / {} ms",
         r.delivery_p50_ms, r.delivery_p99_ms
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  config converged        {}",
         if r.config_converged {
             "yes, identical on every node"
@@ -322,16 +335,25 @@ fn print_summary(r: &DemoReport, cluster: &LocalCluster) {
             "NO"
         }
     );
-    println!("\n  node      api                     metrics");
+    let _ = writeln!(out, "\n  node      api                     metrics");
     for i in 0..cluster.len() {
         if let Some(n) = cluster.node(i) {
-            println!(
+            let _ = writeln!(
+                out,
                 "  node-{i:<4} http://{:<16}  http://{}/metrics",
                 n.ready.api, n.ready.metrics
             );
         }
     }
-    println!(
+    let _ = writeln!(
+        out,
         "  (with --keep-running: hearsay peers --api-addr <api>, hearsay publish --api-addr <api> --cache c --key k)"
     );
+    out
+}
+
+/// A progress note on stderr; a closed stderr is ignored, never a panic.
+fn note(msg: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{msg}");
 }

@@ -26,15 +26,27 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/*
+The labels of the app's pods, as JSON: exactly app.podLabels, or the
+example app's label when that is empty (see values.yaml).
+*/}}
+{{- define "hearsay.podLabelsJson" -}}
+{{- if .Values.app.podLabels }}
+{{- toJson .Values.app.podLabels }}
+{{- else }}
+{{- toJson (dict "app.kubernetes.io/name" "hearsay-example") }}
+{{- end }}
+{{- end }}
+
 {{/* The labels of the app's pods, as a matchLabels map. */}}
 {{- define "hearsay.podLabels" -}}
-{{- toYaml .Values.app.podLabels }}
+{{- include "hearsay.podLabelsJson" . | fromJson | toYaml }}
 {{- end }}
 
 {{/* The same as a label selector string: k=v,k2=v2 (keys sorted). */}}
 {{- define "hearsay.podSelector" -}}
 {{- $pairs := list }}
-{{- range $k, $v := .Values.app.podLabels }}
+{{- range $k, $v := (include "hearsay.podLabelsJson" . | fromJson) }}
 {{- $pairs = append $pairs (printf "%s=%s" $k $v) }}
 {{- end }}
 {{- join "," $pairs }}
@@ -78,8 +90,8 @@ on shutdown. Use it in your own chart:
   volumes:
     {{- include "hearsay.volumes" . | nindent 4 }}
 
-with this chart's values in .Values (e.g. as a subchart, pass
-(dict "Values" .Values.hearsay "Release" .Release "Chart" .Subcharts.hearsay.Chart)).
+with this chart's values in .Values: from a parent chart that depends on
+hearsay, pass the subchart's context, .Subcharts.hearsay (see the README).
 */}}
 {{- define "hearsay.sidecar" -}}
 - name: hearsay
