@@ -345,3 +345,182 @@ async fn a_demo_whose_stdout_is_closed_fails_cleanly_and_stops_its_sidecars() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_app_shows_in_the_status_and_the_log() {
+    // An app that is not listening: its port was just closed.
+    let gone = receivers(1).await.pop().unwrap();
+    let url = gone.url();
+    gone.stop().await;
+    let c = hearsay::demo::cluster::LocalCluster::start(
+        options("cli-unreachable", &[]),
+        std::slice::from_ref(&url),
+    )
+    .await
+    .unwrap();
+    let api = c.node(0).unwrap().ready.api.to_string();
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the status names the connection error",
+        || async {
+            let s: serde_json::Value = c
+                .api(0)
+                .json(hyper::Method::GET, "/v1/status", None)
+                .await
+                .unwrap();
+            s["webhook"]["state"] == "waiting"
+                && s["webhook"]["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("Connection refused"))
+                && s["webhook"]["since"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with('Z'))
+        },
+    )
+    .await;
+    let out = hearsay(&["status", "--api-addr", &api], &[]).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("webhook.state") && stdout.contains("waiting"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Connection refused"), "{stdout}");
+    let log = std::fs::read_to_string(&c.node(0).unwrap().log).unwrap();
+    let warn = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("has not answered"))
+        .unwrap_or_else(|| panic!("a WARN line:\n{log}"));
+    assert!(
+        warn.contains(&url) && warn.contains("Connection refused"),
+        "{warn}"
+    );
+    // Rate-limited: one line for the many attempts so far.
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("has not answered"))
+            .count(),
+        1,
+        "{log}"
+    );
+    finish(c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_with_another_gossip_key_shows_auth_failing() {
+    use hearsay::demo::cluster::{LocalCluster, NodeSpec};
+    let recv = receivers(3).await;
+    let mut c = LocalCluster::new(options("cli-wrong-key", &[])).unwrap();
+    let other_key = c.dir().join("other-key");
+    std::fs::write(&other_key, "another-key-0123456789abcdef0123456789").unwrap();
+    for (i, r) in recv.iter().enumerate() {
+        let mut args = Vec::new();
+        if i == 2 {
+            args = vec![
+                "--gossip-key-file".to_owned(),
+                other_key.display().to_string(),
+            ];
+        }
+        c.add(NodeSpec {
+            webhook_url: r.url(),
+            args,
+            ..NodeSpec::default()
+        })
+        .await
+        .unwrap();
+    }
+    c.wait_all_see_all(std::time::Duration::from_secs(20))
+        .await
+        .unwrap();
+    // Traffic both ways: each publishes, and anti-entropy runs anyway.
+    for i in 0..3 {
+        publish(&c, i, "k").await;
+    }
+    let auth_of = |peers: &[hearsay::sidecar::commands::PeerInfo], name: &str| {
+        let gossip = name.to_owned();
+        peers
+            .iter()
+            .find(|p| p.address == gossip)
+            .map(|p| p.auth.clone())
+    };
+    let addr = |i: usize| c.node(i).unwrap().ready.gossip.to_string();
+    eventually(
+        std::time::Duration::from_secs(15),
+        "node 0 sees node 2 failing, node 1 ok; node 2 sees both failing",
+        || async {
+            let p0 = c.peers_of(0).await.unwrap();
+            let p2 = c.peers_of(2).await.unwrap();
+            auth_of(&p0, &addr(2)).as_deref() == Some("failing")
+                && auth_of(&p0, &addr(1)).as_deref() == Some("ok")
+                && auth_of(&p2, &addr(0)).as_deref() == Some("failing")
+                && auth_of(&p2, &addr(1)).as_deref() == Some("failing")
+        },
+    )
+    .await;
+    let api = c.node(0).unwrap().ready.api.to_string();
+    let out = hearsay(&["peers", "--api-addr", &api], &[]).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("AUTH") && stdout.contains("failing"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("same gossip key"), "a hint: {stdout}");
+    finish(c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_address_goes_anywhere_on_the_line_in_any_form_the_demo_prints() {
+    let (c, _recv) = cluster("cli-api-addr", 1, &[]).await;
+    let addr = c.node(0).unwrap().ready.api;
+    let forms = [
+        addr.to_string(),
+        format!("http://{addr}"),
+        format!("http://{addr}/"),
+        format!("localhost:{}", addr.port()),
+    ];
+    for (i, a) in forms.iter().enumerate() {
+        let key = format!("k{i}");
+        // After the subcommand's own subcommand, where it failed before.
+        let out = hearsay(&["config", "set", &key, "v", "--api-addr", a], &[]).await;
+        assert!(out.status.success(), "{a}: {}", text(&out.stderr));
+        let out = hearsay(&["config", "--api-addr", a, "get", &key], &[]).await;
+        assert_eq!(text(&out.stdout).trim(), "v", "{a}: {}", text(&out.stderr));
+        for cmd in [
+            &["status"][..],
+            &["peers"],
+            &["publish", "--cache", "c", "--all"],
+        ] {
+            let mut args = cmd.to_vec();
+            args.extend(["--api-addr", a]);
+            let out = hearsay(&args, &[]).await;
+            assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        }
+    }
+    let out = hearsay(&["status", "--api-addr", "https://x:1/"], &[]).await;
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+    finish(c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_usage_errors_exit_64_before_anything_starts() {
+    for args in [
+        &["demo", "--nodes", "1"][..],
+        &["demo", "--rate", "0"],
+        &["demo", "--rate", "-3"],
+    ] {
+        let out = hearsay(args, &[]).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(!stderr.contains("starting"), "nothing started: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_tells_bad_arguments_from_a_missed_promise() {
+    let out = hearsay(&["simulate", "--nodes", "1"], &[]).await;
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("nodes"), "{}", text(&out.stderr));
+    let out = hearsay(&["simulate", "--nodes", "20", "--events", "20"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}

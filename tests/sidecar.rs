@@ -349,17 +349,20 @@ async fn sigterm_sends_and_delivers_what_is_queued_then_exits_zero() {
         (c, status)
     });
     // Only once node 1 is draining does its app come back. Draining, its
-    // API says so or has closed already.
+    // API stays up: the status says so and a publish gets 503.
     eventually(WAIT, "node 1 is shutting down", || async {
-        match api
-            .json::<serde_json::Value>(Method::GET, "/v1/status", None)
-            .await
-        {
-            Ok(s) => s["shutting_down"] == true,
-            Err(_) => true,
-        }
+        let s: serde_json::Value = api.json(Method::GET, "/v1/status", None).await.unwrap();
+        s["shutting_down"] == true
     })
     .await;
+    let refused = api
+        .invalidate(&serde_json::json!({"cache": "products", "keys": ["late"]}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, hearsay::client::ClientError::Refused { status, .. } if status.as_u16() == 503),
+        "{refused:?}"
+    );
     assert_eq!(
         count(&recv[1], &id),
         0,

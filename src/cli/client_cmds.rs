@@ -11,12 +11,40 @@ use crate::sidecar::commands::{ConfigEntry, PeerInfo};
 
 #[derive(Debug, Args, Clone)]
 pub struct ApiArgs {
-    /// The sidecar's local API
-    #[arg(long, env = "HEARSAY_API_ADDR", default_value = "127.0.0.1:7070")]
+    /// The sidecar's local API: host:port or http://host:port (as the demo
+    /// prints it)
+    #[arg(
+        long,
+        global = true,
+        env = "HEARSAY_API_ADDR",
+        default_value = "127.0.0.1:7070",
+        value_parser = parse_api_addr
+    )]
     pub api_addr: SocketAddr,
     /// Bearer token, if the API requires one
-    #[arg(long, env = "HEARSAY_API_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "HEARSAY_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
+}
+
+/// `127.0.0.1:7070`, `localhost:7070`, `http://127.0.0.1:46169/`.
+pub fn parse_api_addr(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let bare = s.trim();
+    let bare = bare.strip_prefix("http://").unwrap_or(bare);
+    let bare = bare.trim_end_matches('/');
+    if bare.contains('/') || bare.starts_with("https://") {
+        return Err(format!(
+            "{s:?}: give host:port or http://host:port, no path"
+        ));
+    }
+    let mut addrs = bare.to_socket_addrs().map_err(|e| format!("{s:?}: {e}"))?;
+    // `localhost` may resolve to ::1 first; the API listens on 127.0.0.1.
+    let all: Vec<SocketAddr> = addrs.by_ref().collect();
+    all.iter()
+        .find(|a| a.is_ipv4())
+        .or(all.first())
+        .copied()
+        .ok_or_else(|| format!("{s:?}: no address"))
 }
 
 impl ApiArgs {
@@ -157,14 +185,24 @@ pub async fn peers(a: &ListArgs) -> Result<(), ClientError> {
         println!("(no peers)");
         return Ok(());
     }
-    println!("{:<28} {:<24} {:<11} LINK", "NAME", "ADDRESS", "STATE");
+    println!(
+        "{:<28} {:<24} {:<11} {:<8} LINK",
+        "NAME", "ADDRESS", "STATE", "AUTH"
+    );
+    let failing = peers.iter().filter(|p| p.auth == "failing").count();
     for p in peers {
         println!(
-            "{:<28} {:<24} {:<11} {}",
+            "{:<28} {:<24} {:<11} {:<8} {}",
             p.name,
             p.address,
             p.state,
+            p.auth,
             p.link.as_deref().unwrap_or("-")
+        );
+    }
+    if failing > 0 {
+        println!(
+            "hint: {failing} peer(s) failed authentication in the last minute: check that every pod mounts the same gossip key (hearsay_auth_failures_total counts the frames)"
         );
     }
     Ok(())
@@ -176,7 +214,16 @@ pub async fn status(a: &ListArgs) -> Result<(), ClientError> {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else if let Some(map) = v.as_object() {
         for (k, v) in map {
-            println!("{k:<16} {v}");
+            match v.as_object() {
+                // One level down, dotted: webhook.state, webhook.last_error.
+                Some(inner) => {
+                    for (k2, v2) in inner {
+                        let v2 = v2.as_str().map_or_else(|| v2.to_string(), str::to_owned);
+                        println!("{:<19} {v2}", format!("{k}.{k2}"));
+                    }
+                }
+                None => println!("{k:<19} {v}"),
+            }
         }
     }
     Ok(())

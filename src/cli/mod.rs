@@ -51,6 +51,9 @@ pub struct ReceiverArgs {
 pub enum Failure {
     /// A bad flag, variable or setting (exit 64, EX_USAGE).
     Usage(String),
+    /// It ran, and what it measured missed its promise: pairs undelivered
+    /// or duplicated (exit 2).
+    Unmet(String),
     /// Anything else (exit 1).
     Runtime(anyhow::Error),
 }
@@ -59,6 +62,7 @@ impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
             Failure::Usage(_) => 64,
+            Failure::Unmet(_) => 2,
             Failure::Runtime(_) => 1,
         }
     }
@@ -67,7 +71,7 @@ impl Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Usage(m) => write!(f, "{m}"),
+            Failure::Usage(m) | Failure::Unmet(m) => write!(f, "{m}"),
             Failure::Runtime(e) => write!(f, "{e:#}"),
         }
     }
@@ -88,7 +92,9 @@ pub fn init_logging(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal, not in files and pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = if json {
         builder.json().try_init()
     } else {
@@ -122,11 +128,9 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
             if report.deliveries == report.deliveries_expected && report.duplicates == 0 {
                 Ok(())
             } else {
-                Err(Failure::Runtime(anyhow::anyhow!(
+                Err(Failure::Unmet(format!(
                     "{} of {} deliveries, {} duplicates",
-                    report.deliveries,
-                    report.deliveries_expected,
-                    report.duplicates
+                    report.deliveries, report.deliveries_expected, report.duplicates
                 )))
             }
         }
@@ -147,11 +151,11 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
             })
         }
         Command::Simulate(a) => {
-            let report = simulate::run(&a).map_err(Failure::Runtime)?;
+            let report = simulate::run(&a)?;
             if report.undelivered == 0 {
                 Ok(())
             } else {
-                Err(Failure::Runtime(anyhow::anyhow!(
+                Err(Failure::Unmet(format!(
                     "{} pairs undelivered",
                     report.undelivered
                 )))

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 
 use crate::sim::{Churn, Partition, Report, Sim, SimConfig};
@@ -86,11 +85,16 @@ impl SimulateArgs {
     }
 }
 
-pub fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
-    let sim = Sim::new(args.config()).context("invalid simulation")?;
+/// Runs the simulation; arguments it cannot run with are a usage error.
+pub fn run(args: &SimulateArgs) -> Result<Report, super::Failure> {
+    let sim = Sim::new(args.config())
+        .map_err(|e| super::Failure::Usage(format!("invalid simulation: {e:#}")))?;
     let report = sim.run();
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| super::Failure::Runtime(e.into()))?
+        );
     } else {
         print_table(&report);
     }

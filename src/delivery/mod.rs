@@ -3,4 +3,5 @@
 //! [`crate::gossip::app_queue::AppQueue`]; this is the I/O around it.
 
 pub mod cloudevents;
+pub mod health;
 pub mod webhook;

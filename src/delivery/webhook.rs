@@ -29,6 +29,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::cloudevents::{CONTENT_TYPE, Encoder};
+use super::health::{Health, error_chain};
 use crate::gossip::Origin;
 use crate::gossip::app_queue::AppMessage;
 use crate::metrics::Metrics;
@@ -63,7 +64,19 @@ pub async fn run(
     notify: Arc<Notify>,
     metrics: Arc<Metrics>,
     clock: Clock,
+    health: Health,
 ) {
+    // Logs a failed attempt at WARN when the health says one is due.
+    let failed = |why: &str, ready: bool| {
+        if let Some(w) = health.failed(why.to_owned(), ready, clock.now()) {
+            let what = if ready {
+                "the app is failing; events are retried"
+            } else {
+                "the app has not answered yet; events wait"
+            };
+            tracing::warn!(url = %cfg.url, error = %why, attempts = w.attempts, "{what}");
+        }
+    };
     let client: HttpClient = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build_http();
@@ -78,12 +91,17 @@ pub async fn run(
     let mut failing_since: Option<Instant> = None;
     loop {
         if !ready && let Some(path) = &cfg.probe_path {
-            if probe(&client, &cfg, path).await {
-                tracing::info!(url = %cfg.url, "app is ready");
-                ready = true;
-            } else {
-                tokio::time::sleep(GATED_RETRY).await;
-                continue;
+            match probe(&client, &cfg, path).await {
+                Ok(()) => {
+                    tracing::info!(url = %cfg.url, "app is ready");
+                    health.succeeded(clock.now());
+                    ready = true;
+                }
+                Err(why) => {
+                    failed(&format!("probe {path}: {why}"), false);
+                    tokio::time::sleep(GATED_RETRY).await;
+                    continue;
+                }
             }
         }
         let (reply, answer) = oneshot::channel();
@@ -120,6 +138,7 @@ pub async fn run(
                     tracing::info!(url = %cfg.url, "app is ready");
                 }
                 ready = true;
+                health.succeeded(clock.now());
                 failing_since = None;
                 delays = backoff.build();
                 metrics
@@ -131,6 +150,7 @@ pub async fn run(
             Outcome::Rejected(status, body) => {
                 let events: usize = batch.iter().map(AppMessage::event_count).sum();
                 tracing::warn!(%status, events, body = %body, "the app rejected a batch; not retrying");
+                health.rejected(format!("{status}: {body}"));
                 metrics
                     .webhook_requests
                     .with_label_values(&["rejected"])
@@ -138,7 +158,7 @@ pub async fn run(
                 BatchOutcome::Rejected(batch)
             }
             Outcome::Retryable(why) | Outcome::TimedOut(why) if !ready => {
-                tracing::debug!(error = %why, "app not ready yet; events wait");
+                failed(&why, false);
                 metrics.webhook_requests.with_label_values(&["gated"]).inc();
                 let _ = cmd_tx
                     .send(Command::BatchDone(BatchOutcome::Retry(batch)))
@@ -148,6 +168,7 @@ pub async fn run(
             }
             Outcome::Retryable(why) | Outcome::TimedOut(why) => {
                 metrics.webhook_requests.with_label_values(&["retry"]).inc();
+                failed(&why, true);
                 let since = *failing_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= cfg.retry_budget {
                     tracing::warn!(
@@ -186,7 +207,7 @@ async fn post(client: &HttpClient, cfg: &WebhookConfig, body: Vec<u8>) -> Outcom
     };
     let resp = match tokio::time::timeout(cfg.timeout, client.request(req)).await {
         Err(_) => return Outcome::TimedOut(format!("timed out after {:?}", cfg.timeout)),
-        Ok(Err(e)) => return Outcome::Retryable(e.to_string()),
+        Ok(Err(e)) => return Outcome::Retryable(error_chain(&e)),
         Ok(Ok(r)) => r,
     };
     let status = resp.status();
@@ -212,22 +233,20 @@ async fn post(client: &HttpClient, cfg: &WebhookConfig, body: Vec<u8>) -> Outcom
     }
 }
 
-/// Whether the app's probe path answers 2xx.
-async fn probe(client: &HttpClient, cfg: &WebhookConfig, path: &str) -> bool {
+/// Whether the app's probe path answers 2xx; else why not.
+async fn probe(client: &HttpClient, cfg: &WebhookConfig, path: &str) -> Result<(), String> {
     let mut parts = cfg.url.clone().into_parts();
     parts.path_and_query = path.parse().ok();
-    let Ok(uri) = Uri::from_parts(parts) else {
-        return false;
-    };
-    let Ok(req) = Request::builder()
+    let uri = Uri::from_parts(parts).map_err(|e| e.to_string())?;
+    let req = Request::builder()
         .method(Method::GET)
         .uri(uri)
         .body(Full::new(Bytes::new()))
-    else {
-        return false;
-    };
-    matches!(
-        tokio::time::timeout(cfg.timeout, client.request(req)).await,
-        Ok(Ok(r)) if r.status().is_success()
-    )
+        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(cfg.timeout, client.request(req)).await {
+        Err(_) => Err(format!("timed out after {:?}", cfg.timeout)),
+        Ok(Err(e)) => Err(error_chain(&e)),
+        Ok(Ok(r)) if r.status().is_success() => Ok(()),
+        Ok(Ok(r)) => Err(format!("answered {}", r.status())),
+    }
 }

@@ -24,14 +24,14 @@ use cluster::{ClusterOptions, LocalCluster};
 
 #[derive(Debug, Args, Clone)]
 pub struct DemoArgs {
-    /// Sidecars to start
-    #[arg(long, default_value_t = 5)]
+    /// Sidecars to start (at least 2)
+    #[arg(long, default_value_t = 5, value_parser = at_least_two)]
     pub nodes: usize,
     /// Events to publish (every tenth is a config write, up to 100)
     #[arg(long, default_value_t = 200)]
     pub events: usize,
     /// Publishes per second, at random nodes
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = 100.0, value_parser = positive_rate)]
     pub rate: f64,
     /// Print one JSON object instead of progress and a summary
     #[arg(long)]
@@ -42,6 +42,24 @@ pub struct DemoArgs {
     /// The hearsay binary to start (default: this one)
     #[arg(long, hide = true)]
     pub binary: Option<PathBuf>,
+}
+
+/// Checked by clap, so a bad value is a usage error (exit 64) before
+/// anything starts.
+fn at_least_two(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 2 => Ok(n),
+        Ok(_) => Err("a cluster needs at least 2 nodes".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+        Ok(_) => Err("the rate must be a positive number".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[derive(Debug, Serialize)]

@@ -85,6 +85,15 @@ pub struct PeerInfo {
     pub state: String,
     /// Place in the broadcast tree (in tree mode): `eager`, `lazy`, or none.
     pub link: Option<String>,
+    /// `failing` when this peer's frames (or its hello) failed
+    /// authentication in the last minute: its gossip key differs. `ok`
+    /// otherwise. Absent from sidecars before it was added.
+    #[serde(default = "auth_ok")]
+    pub auth: String,
+}
+
+fn auth_ok() -> String {
+    "ok".to_owned()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -105,4 +114,8 @@ pub struct Status {
     pub config_keys: usize,
     pub origins: usize,
     pub shutting_down: bool,
+    /// The app as the webhook worker sees it (absent from sidecars before
+    /// it was added).
+    #[serde(default)]
+    pub webhook: Option<crate::delivery::health::WebhookStatus>,
 }

@@ -161,6 +161,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         metrics.clone(),
         shutdown_rx.clone(),
     ));
+    let auth_watch = Arc::new(crate::transport::auth_watch::AuthWatch::default());
     let transport = Transport::new(Arc::new(WriterCtx {
         me,
         origin,
@@ -170,6 +171,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         bind_ip: Some(me_addr.ip()).filter(|ip| !ip.is_unspecified()),
         faults: faults.clone(),
         metrics: metrics.clone(),
+        auth: auth_watch.clone(),
     }));
     let (members_tx, members_rx) = watch::channel(Arc::new(PeerSet::default()));
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
@@ -186,6 +188,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         notify.clone(),
         settings.node_name.clone(),
     );
+    let health = owner.webhook.clone();
     let owner_task = tokio::spawn(owner::run(
         owner,
         cmd_rx,
@@ -210,6 +213,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             replay: ReplayGuard::new(settings.replay_window, 65_536, started_ms),
             max_connections: settings.max_gossip_connections,
             metrics: metrics.clone(),
+            auth: auth_watch,
         }),
         frames_tx,
         shutdown_rx.clone(),
@@ -250,7 +254,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         api_listener,
         move |req| api::handle(req, api_ctx.clone()),
         ServerLimits::default(),
-        shutdown_rx.clone(),
+        // Up through the drain, so a publish then gets 503 and the status
+        // says shutting_down, rather than a refused connection.
+        metrics_stop_rx.clone(),
         settings.shutdown_grace,
     ));
     let (m, r) = (metrics.clone(), readiness.clone());
@@ -276,6 +282,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         notify,
         metrics.clone(),
         clock,
+        health,
     ));
 
     readiness.listeners_up.store(true, Ordering::Relaxed);
@@ -317,9 +324,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if tokio::time::timeout(limit, owner_task).await.is_err() {
         tracing::warn!("the owner task did not finish within the grace period");
     }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), api_task).await;
     webhook_task.abort();
     let _ = metrics_stop_tx.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), api_task).await;
     let _ = metrics_task.await;
     tracing::info!("stopped");
     Ok(())

@@ -35,6 +35,8 @@ pub struct Owner {
     pub metrics: Arc<Metrics>,
     pub delivery_notify: Arc<Notify>,
     pub node_name: String,
+    /// The webhook worker's view of the app, for the status.
+    pub webhook: crate::delivery::health::Health,
     timers: BTreeMap<(Time, u64), Timer>,
     timer_seq: u64,
     prev_stats: Stats,
@@ -104,6 +106,7 @@ impl Owner {
         delivery_notify: Arc<Notify>,
         node_name: String,
     ) -> Owner {
+        let webhook = crate::delivery::health::Health::new(clock.now());
         Owner {
             node,
             queue,
@@ -113,6 +116,7 @@ impl Owner {
             metrics,
             delivery_notify,
             node_name,
+            webhook,
             timers: BTreeMap::new(),
             timer_seq: 0,
             prev_stats: Stats::default(),
@@ -289,6 +293,12 @@ impl Owner {
                         Link::Eager => "eager".to_owned(),
                         Link::Lazy => "lazy".to_owned(),
                     }),
+                auth: if self.transport.auth_failing(p.id) {
+                    "failing"
+                } else {
+                    "ok"
+                }
+                .to_owned(),
             })
             .collect()
     }
@@ -316,6 +326,7 @@ impl Owner {
             config_keys: self.node.config_live_len(),
             origins: self.node.origins_known(),
             shutting_down: self.draining,
+            webhook: Some(self.webhook.status()),
         }
     }
 

@@ -28,10 +28,12 @@ pub enum FrameError {
     Slow(Duration),
     #[error("malformed frame: {0}")]
     Decode(#[from] DecodeError),
-    #[error("frame rejected: {0}")]
-    Auth(#[from] AuthError),
+    /// The tag did not verify; `claimed` is the sender the header names
+    /// (not proven: for telling which peer's key looks wrong).
+    #[error("frame rejected: {error}")]
+    Auth { error: AuthError, claimed: PeerId },
     #[error("unauthenticated frame while a key is configured, or the reverse")]
-    TagMismatch,
+    TagMismatch { claimed: PeerId },
 }
 
 impl FrameError {
@@ -48,8 +50,25 @@ impl FrameError {
             // `malformed`, which means authentic but undecodable.
             FrameError::Decode(DecodeError::UnknownFlags(_)) => "unknown_flags",
             FrameError::Decode(_) => "malformed",
-            FrameError::Auth(AuthError::MissingTag) | FrameError::TagMismatch => "missing_tag",
-            FrameError::Auth(AuthError::BadTag) => "bad_tag",
+            FrameError::Auth {
+                error: AuthError::MissingTag,
+                ..
+            }
+            | FrameError::TagMismatch { .. } => "missing_tag",
+            FrameError::Auth {
+                error: AuthError::BadTag,
+                ..
+            } => "bad_tag",
+        }
+    }
+
+    /// For an authentication failure, the sender the frame claimed.
+    pub fn claimed_sender(&self) -> Option<PeerId> {
+        match self {
+            FrameError::Auth { claimed, .. } | FrameError::TagMismatch { claimed } => {
+                Some(*claimed)
+            }
+            _ => None,
         }
     }
 }
@@ -100,7 +119,9 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         r.read_exact(&mut head[1..]).await?;
         let header = FrameHeader::decode(&head, limits.max_body)?;
         if header.has_tag() == keys.is_insecure() {
-            return Err(FrameError::TagMismatch);
+            return Err(FrameError::TagMismatch {
+                claimed: header.sender,
+            });
         }
         let mut rest = vec![0u8; header.remaining_len()];
         r.read_exact(&mut rest).await?;
@@ -118,7 +139,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     }
     signed.extend_from_slice(&head);
     signed.extend_from_slice(body);
-    keys.verify(&signed, header.has_tag().then_some(tag))?;
+    keys.verify(&signed, header.has_tag().then_some(tag))
+        .map_err(|error| FrameError::Auth {
+            error,
+            claimed: header.sender,
+        })?;
     let items = codec::decode_body(body)?;
     Ok(Some(ReceivedFrame {
         header,

@@ -59,6 +59,8 @@ pub struct ListenerCtx {
     pub replay: ReplayGuard,
     pub max_connections: usize,
     pub metrics: Arc<Metrics>,
+    /// Shared with the writers: peers whose authentication fails.
+    pub auth: Arc<super::auth_watch::AuthWatch>,
 }
 
 pub async fn run(
@@ -261,6 +263,19 @@ async fn read_connection(
                 return;
             }
             Err(e) => {
+                // A frame that claims a member at this address and fails
+                // its tag: that peer's key differs (or someone on its IP
+                // forges), either way worth showing.
+                if let Some(claimed) = e.claimed_sender()
+                    && ctx
+                        .members
+                        .borrow()
+                        .get(claimed)
+                        .and_then(|p| p.addr)
+                        .is_some_and(|a| a.ip() == remote.ip())
+                {
+                    ctx.auth.failed(claimed);
+                }
                 reject(ctx, remote, e.reason(), &e);
                 return;
             }

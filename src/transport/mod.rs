@@ -10,10 +10,12 @@
 //! - [`slots`]: bounds pending and authenticated connections apart.
 //! - [`replay`]: refuses frames seen before or too old.
 //! - [`reload`]: re-reads the key files when the mounted Secret changes.
+//! - [`auth_watch`]: which peers' frames or hellos failed authentication.
 //! - [`faults`]: injected frame loss and partitions, for tests.
 //!
 //! [`Transport`] is the owner task's handle on the writers.
 
+pub mod auth_watch;
 pub mod faults;
 pub mod frame;
 pub mod hello;
@@ -99,6 +101,11 @@ impl Transport {
 
     pub fn state(&self, peer: PeerId) -> Option<ConnState> {
         self.writers.get(&peer).map(PeerWriter::state)
+    }
+
+    /// Whether frames or hellos of `peer` failed authentication lately.
+    pub fn auth_failing(&self, peer: PeerId) -> bool {
+        self.ctx.auth.is_failing(peer)
     }
 
     pub fn connected(&self) -> usize {

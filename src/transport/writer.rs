@@ -47,6 +47,8 @@ pub struct WriterCtx {
     pub bind_ip: Option<std::net::IpAddr>,
     /// Injected faults (tests and experiments only).
     pub faults: Option<Arc<Faults>>,
+    /// Shared with the listener: peers whose authentication fails.
+    pub auth: Arc<super::auth_watch::AuthWatch>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -255,6 +257,9 @@ async fn read_hello(
         }
         Ok(_) | Err(HelloError::Timeout(_)) => None,
         Err(e) => {
+            if matches!(e, HelloError::Auth(_)) {
+                ctx.auth.failed(to);
+            }
             ctx.metrics
                 .connections
                 .with_label_values(&["out", "bad_hello"])
