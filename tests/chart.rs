@@ -9,6 +9,7 @@
 //! into a venv under `target/`.
 
 mod common;
+mod fake_apiserver;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -860,6 +861,115 @@ fn a_parent_chart_with_the_readme_snippet_renders_the_sidecar_from_the_dependenc
     );
     validate_strict(&objs, "parent chart");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Runs 3 sidecars against a fake API server that enforces `policy`, with
+/// the selector and pods of the rendered example Deployment. Returns the
+/// cluster and the fake.
+async fn sidecars_under(
+    name: &str,
+    policy: fake_apiserver::rbac::Rbac,
+    deployment: &Value,
+) -> (
+    hearsay::demo::cluster::LocalCluster,
+    fake_apiserver::FakeApiServer,
+) {
+    use fake_apiserver::{FakeApiServer, Kind, pod};
+    use hearsay::demo::cluster::{LocalCluster, NodeSpec};
+    let ns = policy.namespace.clone();
+    let token = policy.token.clone();
+    let fake = FakeApiServer::start().await;
+    fake.enforce(policy);
+    let opts = common::options(name, &[]);
+    let kubeconfig = opts.dir.join("kubeconfig");
+    let recv = common::receivers(3).await;
+    let mut c = LocalCluster::new(opts).unwrap();
+    fake.write_kubeconfig_with_token(&kubeconfig, &token);
+    let selector = env_value(sidecar_of(deployment), "HEARSAY_K8S_SELECTOR");
+    let labels = label_map(&deployment["spec"]["template"]["metadata"]["labels"]);
+    let labels: Vec<(&str, &str)> = labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+    for (i, ip) in ips.iter().enumerate() {
+        c.add(NodeSpec {
+            webhook_url: recv[i].url(),
+            gossip_addr: Some(format!("{ip}:0").parse().unwrap()),
+            no_peers_file: true,
+            env: vec![
+                ("KUBECONFIG".into(), kubeconfig.display().to_string()),
+                ("POD_IP".into(), ip.to_string()),
+                ("POD_UID".into(), format!("uid-{i}")),
+                ("POD_NAME".into(), format!("pod-{i}")),
+                ("POD_NAMESPACE".into(), ns.clone()),
+            ],
+            args: vec![
+                "--discovery".into(),
+                "kubernetes".into(),
+                "--k8s-selector".into(),
+                selector.clone(),
+            ],
+            ..NodeSpec::default()
+        })
+        .await
+        .unwrap();
+        let port = c.node(i).unwrap().ready.gossip.port();
+        fake.put(
+            Kind::Pod,
+            &ns,
+            pod(
+                &format!("pod-{i}"),
+                &format!("uid-{i}"),
+                Some(ip),
+                &labels,
+                Some(port),
+            ),
+        );
+    }
+    (c, fake)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rendered_role_is_all_discovery_needs_and_a_role_without_watch_fails() {
+    let objs = objects(&render("example-app"));
+    let role = serde_json::to_value(find(&objs, "Role")[0]).unwrap();
+    let binding = find(&objs, "RoleBinding")[0];
+    let sa = binding["subjects"][0]["name"].as_str().unwrap().to_owned();
+    let deployment = find(&objs, "Deployment")[0].clone();
+    let policy = fake_apiserver::rbac::Rbac::from_role(&role, &sa, "sa-token");
+
+    // With exactly the rendered Role, the sidecars find each other.
+    let (c, fake) = sidecars_under("chart-rbac-ok", policy.clone(), &deployment).await;
+    c.wait_all_see_all(std::time::Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.forbidden(),
+        0,
+        "nothing the sidecars asked was refused"
+    );
+    common::finish(c).await;
+
+    // Without `watch`, discovery fails, and says so.
+    let mut weaker = policy;
+    for r in &mut weaker.rules {
+        r.verbs.retain(|v| v != "watch");
+    }
+    let (c, fake) = sidecars_under("chart-rbac-no-watch", weaker, &deployment).await;
+    common::eventually(
+        std::time::Duration::from_secs(20),
+        "the refused watch is seen and counted",
+        || async {
+            fake.forbidden() >= 1
+                && c.metric(0, "hearsay_discovery_errors_total{source=\"kubernetes\"}")
+                    .await
+                    .unwrap()
+                    >= 1.0
+        },
+    )
+    .await;
+    common::finish(c).await;
 }
 
 #[test]

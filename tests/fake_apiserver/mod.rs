@@ -17,9 +17,12 @@
 //! 7. watch streams that end (the server's timeout) and connections cut in
 //!    the middle of a stream;
 //! 8. injected 403 and 500 answers on list or watch, and a server that is
-//!    down for a while and comes back on the same port.
+//!    down for a while and comes back on the same port;
+//! 9. optionally, a Role enforced for one ServiceAccount's token (`rbac`):
+//!    401 without the token, 403 for a verb or resource it does not grant.
 #![allow(dead_code)]
 
+pub mod rbac;
 mod selector;
 mod server;
 mod store;
@@ -69,6 +72,10 @@ pub(crate) struct Shared {
     pub bookmarks: AtomicU64,
     /// The resourceVersion each watch request started from, in order.
     pub watch_from: Mutex<Vec<u64>>,
+    /// When set, every request is authorized against it.
+    pub rbac: Mutex<Option<rbac::Rbac>>,
+    /// Requests refused by `rbac`.
+    pub forbidden: AtomicU64,
 }
 
 pub struct FakeApiServer {
@@ -91,6 +98,8 @@ impl FakeApiServer {
             continues: AtomicU64::new(0),
             bookmarks: AtomicU64::new(0),
             watch_from: Mutex::new(Vec::new()),
+            rbac: Mutex::new(None),
+            forbidden: AtomicU64::new(0),
         });
         let accept = tokio::spawn(server::accept_loop(listener, shared.clone()));
         FakeApiServer {
@@ -98,6 +107,26 @@ impl FakeApiServer {
             shared,
             accept: Mutex::new(Some(accept)),
         }
+    }
+
+    /// Authorizes every later request against `policy`.
+    pub fn enforce(&self, policy: rbac::Rbac) {
+        *self.shared.rbac.lock().unwrap() = Some(policy);
+    }
+
+    /// Requests refused with 401 or 403 by the enforced policy.
+    pub fn forbidden(&self) -> u64 {
+        self.shared.forbidden.load(Ordering::Relaxed)
+    }
+
+    /// A kubeconfig that points at this server (namespace `default`), with
+    /// `token` as the bearer token.
+    pub fn write_kubeconfig_with_token(&self, path: &Path, token: &str) {
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: default\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: {token}\n",
+            self.addr
+        );
+        std::fs::write(path, text).unwrap();
     }
 
     /// A kubeconfig that points at this server (namespace `default`).

@@ -138,6 +138,27 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
             .into_owned()
             .collect();
+    let verb = if r.name.is_some() {
+        "get"
+    } else if q.get("watch").map(String::as_str) == Some("true") {
+        "watch"
+    } else {
+        "list"
+    };
+    let auth = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let refused = shared
+        .rbac
+        .lock()
+        .unwrap()
+        .as_ref()
+        .and_then(|p| p.check(auth, verb, r.kind, r.ns.as_deref()).err());
+    if let Some((code, reason, message)) = refused {
+        shared.forbidden.fetch_add(1, Ordering::Relaxed);
+        return status(code, reason, &message);
+    }
     if let (Some(ns), Some(name)) = (&r.ns, &r.name) {
         return match shared.store.lock().unwrap().get(r.kind, ns, name) {
             Some(obj) => full(StatusCode::OK, &obj),
