@@ -524,3 +524,77 @@ async fn simulate_tells_bad_arguments_from_a_missed_promise() {
     let out = hearsay(&["simulate", "--nodes", "20", "--events", "20"], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_running_demo_prints_deliveries_as_they_happen_and_keeps_its_directory() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(binary())
+        .args(["demo", "--nodes", "3", "--events", "10", "--rate", "100"])
+        .arg("--keep-running")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut dir = None;
+    let within = std::time::Duration::from_secs(60);
+    tokio::time::timeout(within, async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if let Some(rest) = line.split("logs and files in ").nth(1) {
+                dir = Some(std::path::PathBuf::from(rest.trim_end_matches(')')));
+            }
+            if line.contains("keeps running") {
+                return;
+            }
+        }
+        panic!("stderr ended");
+    })
+    .await
+    .expect("the demo keeps running");
+    let dir = dir.expect("the demo names its directory");
+    let ready: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("node-0.json")).unwrap()).unwrap();
+    let api = ready["api"].as_str().unwrap().to_owned();
+    let out = hearsay(
+        &[
+            "publish",
+            "--cache",
+            "live",
+            "--key",
+            "1",
+            "--api-addr",
+            &api,
+        ],
+        &[],
+    )
+    .await;
+    let id = text(&out.stdout)
+        .trim()
+        .trim_start_matches("published ")
+        .to_owned();
+    assert_eq!(id.len(), 32, "{}", text(&out.stdout));
+    let mut got = 0;
+    tokio::time::timeout(within, async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if line.contains("got dev.hearsay.invalidate") && line.contains(&id) {
+                got += 1;
+                if got == 2 {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("both other nodes' deliveries are printed");
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(within, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(dir.join("node-0.log").exists(), "the directory is kept");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -36,9 +36,13 @@ pub struct DemoArgs {
     /// Print one JSON object instead of progress and a summary
     #[arg(long)]
     pub json: bool,
-    /// Leave the cluster running after the summary, until Ctrl-C
+    /// Leave the cluster running after the summary, until Ctrl-C, printing
+    /// each delivery as it happens (its directory is kept)
     #[arg(long)]
     pub keep_running: bool,
+    /// Keep the directory with the sidecars' logs and files afterwards
+    #[arg(long)]
+    pub keep_dir: bool,
     /// The hearsay binary to start (default: this one)
     #[arg(long, hide = true)]
     pub binary: Option<PathBuf>,
@@ -171,15 +175,37 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
         anyhow::bail!("cannot write the summary: {e}");
     }
     if args.keep_running {
-        note("\nthe cluster keeps running; Ctrl-C stops it");
-        signals.recv().await;
+        note("\nthe cluster keeps running; deliveries print as they happen; Ctrl-C stops it");
+        tokio::select! {
+            () = follow(&receivers) => {}
+            _ = signals.recv() => {}
+        }
     }
     cluster.shutdown(Duration::from_secs(10)).await;
     for r in receivers {
         r.stop().await;
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if args.keep_running || args.keep_dir {
+        note(&format!("logs and files kept in {}", dir.display()));
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(report)
+}
+
+/// Prints every event a receiver gets from now on, as it arrives (until
+/// the caller stops polling).
+async fn follow(receivers: &[Receiver]) {
+    let mut seen: Vec<usize> = receivers.iter().map(Receiver::count).collect();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for (i, r) in receivers.iter().enumerate() {
+            for e in r.events_from(seen[i]) {
+                seen[i] += 1;
+                note(&format!("  node-{i} got {} {} {}", e.kind, e.id, e.data));
+            }
+        }
+    }
 }
 
 /// Publishes, waits for the deliveries, measures.
