@@ -875,7 +875,7 @@ async fn sidecars_under(
     fake_apiserver::FakeApiServer,
 ) {
     use fake_apiserver::{FakeApiServer, Kind, pod};
-    use hearsay::demo::cluster::{LocalCluster, NodeSpec};
+    use hearsay::demo::cluster::LocalCluster;
     let ns = policy.namespace.clone();
     let token = policy.token.clone();
     let fake = FakeApiServer::start().await;
@@ -893,25 +893,14 @@ async fn sidecars_under(
         .collect();
     let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
     for (i, ip) in ips.iter().enumerate() {
-        c.add(NodeSpec {
-            webhook_url: recv[i].url(),
-            gossip_addr: Some(format!("{ip}:0").parse().unwrap()),
-            no_peers_file: true,
-            env: vec![
-                ("KUBECONFIG".into(), kubeconfig.display().to_string()),
-                ("POD_IP".into(), ip.to_string()),
-                ("POD_UID".into(), format!("uid-{i}")),
-                ("POD_NAME".into(), format!("pod-{i}")),
-                ("POD_NAMESPACE".into(), ns.clone()),
-            ],
-            args: vec![
-                "--discovery".into(),
-                "kubernetes".into(),
-                "--k8s-selector".into(),
-                selector.clone(),
-            ],
-            ..NodeSpec::default()
-        })
+        c.add(fake_apiserver::pod_sidecar(
+            recv[i].url(),
+            ip,
+            &kubeconfig,
+            i,
+            &ns,
+            &selector,
+        ))
         .await
         .unwrap();
         let port = c.node(i).unwrap().ready.gossip.port();

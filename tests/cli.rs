@@ -244,10 +244,14 @@ fn gone(pid: u32) -> bool {
     }
 }
 
-/// Starts a `--keep-running` demo of 3 nodes; returns it (stdout not
-/// taken) and its sidecars' pids, read from the ready files in its
-/// directory.
-async fn running_demo(stdout: std::process::Stdio) -> (tokio::process::Child, Vec<u32>) {
+type StderrLines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>;
+
+/// Starts a `--keep-running` demo of 3 nodes and reads its stderr until it
+/// says it keeps running. Returns it (stdout not taken), the rest of its
+/// stderr, and the directory it named.
+async fn kept_demo(
+    stdout: std::process::Stdio,
+) -> (tokio::process::Child, StderrLines, std::path::PathBuf) {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let mut child = tokio::process::Command::new(binary())
         .args(["demo", "--nodes", "3", "--events", "10", "--rate", "100"])
@@ -272,8 +276,14 @@ async fn running_demo(stdout: std::process::Stdio) -> (tokio::process::Child, Ve
     })
     .await;
     assert_eq!(waited, Ok(true), "the demo never said it keeps running");
+    (child, stderr, dir.expect("the demo names its directory"))
+}
+
+/// A kept-running demo and its sidecars' pids, read from the ready files
+/// in its directory.
+async fn running_demo(stdout: std::process::Stdio) -> (tokio::process::Child, Vec<u32>) {
+    let (child, mut stderr, dir) = kept_demo(stdout).await;
     tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
-    let dir = dir.expect("the demo names its directory");
     let pids: Vec<u32> = (0..3)
         .map(|i| {
             let ready: serde_json::Value =
@@ -527,32 +537,8 @@ async fn simulate_tells_bad_arguments_from_a_missed_promise() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kept_running_demo_prints_deliveries_as_they_happen_and_keeps_its_directory() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-    let mut child = tokio::process::Command::new(binary())
-        .args(["demo", "--nodes", "3", "--events", "10", "--rate", "100"])
-        .arg("--keep-running")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut dir = None;
+    let (mut child, mut stderr, dir) = kept_demo(std::process::Stdio::null()).await;
     let within = std::time::Duration::from_secs(60);
-    tokio::time::timeout(within, async {
-        while let Some(line) = stderr.next_line().await.unwrap() {
-            if let Some(rest) = line.split("logs and files in ").nth(1) {
-                dir = Some(std::path::PathBuf::from(rest.trim_end_matches(')')));
-            }
-            if line.contains("keeps running") {
-                return;
-            }
-        }
-        panic!("stderr ended");
-    })
-    .await
-    .expect("the demo keeps running");
-    let dir = dir.expect("the demo names its directory");
     let ready: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("node-0.json")).unwrap()).unwrap();
     let api = ready["api"].as_str().unwrap().to_owned();

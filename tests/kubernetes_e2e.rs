@@ -15,26 +15,7 @@ const NS: &str = "shop";
 const WAIT: Duration = Duration::from_secs(20);
 
 fn k8s_node(webhook_url: String, ip: &str, kubeconfig: &std::path::Path, i: usize) -> NodeSpec {
-    NodeSpec {
-        webhook_url,
-        gossip_addr: Some(format!("{ip}:0").parse().unwrap()),
-        no_peers_file: true,
-        advertise: None,
-        binary: None,
-        env: vec![
-            ("KUBECONFIG".into(), kubeconfig.display().to_string()),
-            ("POD_IP".into(), ip.into()),
-            ("POD_UID".into(), format!("uid-{i}")),
-            ("POD_NAME".into(), format!("pod-{i}")),
-            ("POD_NAMESPACE".into(), NS.into()),
-        ],
-        args: vec![
-            "--discovery".into(),
-            "kubernetes".into(),
-            "--k8s-selector".into(),
-            "app=orders".into(),
-        ],
-    }
+    fake_apiserver::pod_sidecar(webhook_url, ip, kubeconfig, i, NS, "app=orders")
 }
 
 async fn peer_names(c: &LocalCluster, i: usize) -> Vec<String> {

@@ -317,3 +317,35 @@ pub fn endpoint_slice(
         "ports": [{"name": "gossip", "port": port, "protocol": "TCP"}]
     })
 }
+
+/// How a test runs the sidecar of pod `pod-<i>` (uid `uid-<i>`) at `ip`:
+/// Kubernetes discovery through this fake (`kubeconfig`), the downward-API
+/// environment a kubelet would give it, and `selector`.
+pub fn pod_sidecar(
+    webhook_url: String,
+    ip: &str,
+    kubeconfig: &Path,
+    i: usize,
+    namespace: &str,
+    selector: &str,
+) -> hearsay::demo::cluster::NodeSpec {
+    hearsay::demo::cluster::NodeSpec {
+        webhook_url,
+        gossip_addr: Some(format!("{ip}:0").parse().unwrap()),
+        no_peers_file: true,
+        env: vec![
+            ("KUBECONFIG".into(), kubeconfig.display().to_string()),
+            ("POD_IP".into(), ip.into()),
+            ("POD_UID".into(), format!("uid-{i}")),
+            ("POD_NAME".into(), format!("pod-{i}")),
+            ("POD_NAMESPACE".into(), namespace.into()),
+        ],
+        args: vec![
+            "--discovery".into(),
+            "kubernetes".into(),
+            "--k8s-selector".into(),
+            selector.into(),
+        ],
+        ..Default::default()
+    }
+}
