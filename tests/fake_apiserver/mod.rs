@@ -86,7 +86,12 @@ pub struct FakeApiServer {
 
 impl FakeApiServer {
     pub async fn start() -> FakeApiServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on([127, 0, 0, 1].into()).await
+    }
+
+    /// Serves on `ip` (port 0): a pod runner puts it on its bridge.
+    pub async fn start_on(ip: std::net::IpAddr) -> FakeApiServer {
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             store: Mutex::new(store::Store::default()),
