@@ -35,53 +35,12 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-        .unwrap_or(false)
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|v| v.split_whitespace().next() == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// podman and runc, installed from Debian when missing; or why not.
 fn ensure_podman() -> Result<(), String> {
-    if !is_root() {
+    if !common::is_root() {
         return Err("building and running images needs root".into());
     }
-    if on_path("podman") && on_path("runc") {
-        return Ok(());
-    }
-    if !on_path("apt-get") {
-        return Err("podman and runc are missing and there is no apt-get".into());
-    }
-    eprintln!("installing podman and runc with apt-get");
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends", "podman", "runc"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let ok = install()
-        || (Command::new("apt-get")
-            .args(["update", "-q"])
-            .status()
-            .is_ok_and(|s| s.success())
-            && install());
-    if ok && on_path("podman") && on_path("runc") {
-        Ok(())
-    } else {
-        Err("apt-get install podman runc failed".into())
-    }
+    common::ensure_programs(&[("podman", "podman"), ("runc", "runc")])
 }
 
 /// The podman settings this machine needs: runc (crun refuses its hybrid
@@ -200,12 +159,28 @@ async fn the_image_runs_read_only_as_nonroot_and_three_containers_deliver() {
 
     // The image as the chart runs it.
     let inspect = podman_ok(
-        &["image", "inspect", "--format", "{{.Config.User}} {{.Config.Entrypoint}} {{.Config.Cmd}}", &tag],
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Config.User}} {{.Config.Entrypoint}} {{.Config.Cmd}}",
+            &tag,
+        ],
         "inspect",
     );
     assert_eq!(inspect.trim(), "65532:65532 [/hearsay] [run]");
     let version = podman_ok(
-        &["run", "--rm", "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", &tag, "--version"],
+        &[
+            "run",
+            "--rm",
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            &tag,
+            "--version",
+        ],
         "run --version",
     );
     assert!(version.starts_with("hearsay "), "{version}");
@@ -218,20 +193,24 @@ async fn the_image_runs_read_only_as_nonroot_and_three_containers_deliver() {
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nexec podman run --rm --label {label} --network host --read-only \\\n  --user 65532:65532 --cap-drop ALL --security-opt no-new-privileges \\\n  -e RUST_LOG -e HEARSAY_LOG_FORMAT -v {d}:{d} {tag} \"$@\"\n",
-            d = dir.display()
+            "#!/bin/sh\nexport CONTAINERS_CONF={conf}\nexport PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin\nexec podman run --rm --label {label} --network host --read-only \\\n  --user 65532:65532 --cap-drop ALL --security-opt no-new-privileges \\\n  -e RUST_LOG -e HEARSAY_LOG_FORMAT -v {d}:{d} {tag} \"$@\"\n",
+            d = dir.display(),
+            conf = containers_conf().display(),
         ),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut opts = common::options("image-cluster", &[]);
-    opts.binary = wrapper;
-    opts.dir = dir.join("cluster");
+    let opts = hearsay::demo::cluster::ClusterOptions {
+        binary: wrapper,
+        dir: dir.join("cluster"),
+        key: Some(common::KEY.to_vec()),
+        extra_args: Vec::new(),
+        start_timeout: Duration::from_secs(60),
+    };
     std::fs::create_dir_all(&opts.dir).unwrap();
     // The containers run as 65532 and write their ready files there.
     std::fs::set_permissions(&opts.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    opts.start_timeout = Duration::from_secs(60);
     let recv = common::receivers(3).await;
     // The webhook named as users name it: `localhost`, resolved inside a
     // static binary in an image without NSS modules.
@@ -257,13 +236,16 @@ async fn the_image_runs_read_only_as_nonroot_and_three_containers_deliver() {
     let outcome = async {
         c.wait_all_see_all(Duration::from_secs(30)).await.unwrap();
         let id = common::publish(&c, 0, "sku-1").await;
-        common::eventually(Duration::from_secs(20), "both other apps get it", || async {
-            common::count(&recv[1], &id) == 1 && common::count(&recv[2], &id) == 1
-        })
+        common::eventually(
+            Duration::from_secs(20),
+            "both other apps get it",
+            || async { common::count(&recv[1], &id) == 1 && common::count(&recv[2], &id) == 1 },
+        )
         .await;
     };
     let result = tokio::time::timeout(Duration::from_secs(90), outcome).await;
     common::finish(c).await;
     cleanup();
     result.expect("delivery between the containers within 90 s");
+    let _ = std::fs::remove_dir_all(&dir);
 }

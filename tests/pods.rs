@@ -45,7 +45,9 @@ async fn runner(name: &str) -> Option<PodRunner> {
 
 /// `kubectl exec POD -c hearsay -- /hearsay ARGS`, which must succeed.
 async fn hearsay(r: &PodRunner, pod: &Pod, args: &[&str]) -> String {
-    let argv: Vec<&str> = std::iter::once("/hearsay").chain(args.iter().copied()).collect();
+    let argv: Vec<&str> = std::iter::once("/hearsay")
+        .chain(args.iter().copied())
+        .collect();
     let out = r.exec(pod, "hearsay", &argv).await;
     assert!(
         out.status.success(),
@@ -152,7 +154,11 @@ async fn three_pods_work(r: &PodRunner, deployment: &str) {
         !sidecar.killed && sidecar.code == Some(0),
         "the sidecar exits cleanly on SIGTERM within the grace period: {sidecar:?}"
     );
-    assert_eq!(r.api().forbidden(), 0, "the rendered Role allowed all discovery needed");
+    assert_eq!(
+        r.api().forbidden(),
+        0,
+        "the rendered Role allowed all discovery needed"
+    );
 }
 
 fn example_app() -> Vec<Value> {
@@ -236,7 +242,11 @@ async fn a_rolling_update_delivers_or_flushes_every_invalidation() {
     );
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let published = publisher.await.unwrap();
-    assert!(published.len() >= 20, "published {} events", published.len());
+    assert!(
+        published.len() >= 20,
+        "published {} events",
+        published.len()
+    );
     wait_peers(&r, &after).await;
 
     // Every target that is still running holds each event or a flush
@@ -244,15 +254,19 @@ async fn a_rolling_update_delivers_or_flushes_every_invalidation() {
     // sidecar exited (clean exits are checked below), or its cache is gone.
     let live = names(&after);
     let mut checked = 0;
-    common::eventually(WAIT, "every live target has each event or a flush", || async {
-        published.iter().all(|(id, targets)| {
-            targets.iter().filter(|t| live.contains(&t.name)).all(|t| {
-                let got = received(&r, t);
-                got.iter().any(|(i, _)| i == id)
-                    || got.iter().any(|(_, k)| k == "dev.hearsay.flush")
+    common::eventually(
+        WAIT,
+        "every live target has each event or a flush",
+        || async {
+            published.iter().all(|(id, targets)| {
+                targets.iter().filter(|t| live.contains(&t.name)).all(|t| {
+                    let got = received(&r, t);
+                    got.iter().any(|(i, _)| i == id)
+                        || got.iter().any(|(_, k)| k == "dev.hearsay.flush")
+                })
             })
-        })
-    })
+        },
+    )
     .await;
     let mut flushed_only = 0;
     for (id, targets) in &published {

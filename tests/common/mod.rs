@@ -109,3 +109,60 @@ pub fn flushes_beyond_start(r: &Receiver) -> usize {
         .filter(|e| e.kind == "dev.hearsay.flush" && e.data["reason"] != "sidecar_start")
         .count()
 }
+
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|v| v.split_whitespace().next() == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Makes sure each `(program, Debian package)` is there, installing the
+/// missing packages with apt-get as root; or says why it cannot.
+pub fn ensure_programs(need: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = need
+        .iter()
+        .filter(|(p, _)| !on_path(p))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list = missing.join(" ");
+    if !is_root() || !on_path("apt-get") {
+        return Err(format!(
+            "{list} missing (install with `apt-get install {list}` as root)"
+        ));
+    }
+    eprintln!("installing {list} with apt-get");
+    let install = || {
+        std::process::Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    // A fresh machine may have no package lists yet.
+    let ok = install()
+        || (std::process::Command::new("apt-get")
+            .args(["update", "-q"])
+            .status()
+            .is_ok_and(|s| s.success())
+            && install());
+    if ok && need.iter().all(|(p, _)| on_path(p)) {
+        Ok(())
+    } else {
+        Err(format!("apt-get install {list} failed"))
+    }
+}

@@ -164,7 +164,11 @@ pub fn environment(ctx: &PodContext, c: &Value) -> Result<Vec<(String, String)>,
         } else if e["valueFrom"].get("secretKeyRef").is_some() {
             key_of(ctx.secrets, &e["valueFrom"]["secretKeyRef"], "Secret")?
         } else if e["valueFrom"].get("configMapKeyRef").is_some() {
-            key_of(ctx.config_maps, &e["valueFrom"]["configMapKeyRef"], "ConfigMap")?
+            key_of(
+                ctx.config_maps,
+                &e["valueFrom"]["configMapKeyRef"],
+                "ConfigMap",
+            )?
         } else {
             String::new()
         };
@@ -228,7 +232,10 @@ fn setup_script(
 ) -> Result<String, String> {
     let mut lines = vec![
         "set -eu".to_owned(),
-        format!("mount -t tmpfs tmpfs {}", quote(&scratch.display().to_string())),
+        format!(
+            "mount -t tmpfs tmpfs {}",
+            quote(&scratch.display().to_string())
+        ),
     ];
     let mut overlays: Vec<PathBuf> = Vec::new();
     for m in c["volumeMounts"].as_array().into_iter().flatten() {

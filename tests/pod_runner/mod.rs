@@ -44,30 +44,18 @@ use crate::fake_apiserver::{FakeApiServer, Kind, rbac::Rbac};
 pub use container::Image;
 use probe::Probe;
 
-/// Why a pod runner cannot run here, if it cannot.
+/// Why a pod runner cannot run here, if it cannot. Installs what is
+/// missing from Debian (iproute2, util-linux, mount) when it can.
 pub fn unavailable() -> Option<String> {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|v| v.split_whitespace().next() == Some("0"))
-        })
-        .unwrap_or(false);
-    if !root {
+    if !crate::common::is_root() {
         return Some("the pod runner needs root (network and mount namespaces)".into());
     }
-    for tool in ["ip", "setpriv", "mount"] {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-            .unwrap_or(false);
-        if !found {
-            return Some(format!(
-                "the pod runner needs `{tool}` (Debian: iproute2, util-linux, mount)"
-            ));
-        }
-    }
-    None
+    crate::common::ensure_programs(&[
+        ("ip", "iproute2"),
+        ("setpriv", "util-linux"),
+        ("mount", "mount"),
+    ])
+    .err()
 }
 
 /// How one container ended when its pod was deleted.
@@ -118,12 +106,23 @@ impl Pod {
     }
 
     pub fn restarts(&self) -> u32 {
-        self.states.lock().unwrap().values().map(|c| c.restarts).sum()
+        self.states
+            .lock()
+            .unwrap()
+            .values()
+            .map(|c| c.restarts)
+            .sum()
     }
 
     fn containers(&self) -> Vec<(Value, bool)> {
-        let init = self.spec["initContainers"].as_array().cloned().unwrap_or_default();
-        let main = self.spec["containers"].as_array().cloned().unwrap_or_default();
+        let init = self.spec["initContainers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let main = self.spec["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         init.into_iter()
             .map(|c| {
                 let sidecar = c["restartPolicy"] == "Always";
@@ -200,7 +199,10 @@ fn decode_data(obj: &Value) -> BTreeMap<String, Vec<u8>> {
         out.insert(k.clone(), bytes);
     }
     for (k, v) in obj["stringData"].as_object().into_iter().flatten() {
-        out.insert(k.clone(), v.as_str().unwrap_or_default().as_bytes().to_vec());
+        out.insert(
+            k.clone(),
+            v.as_str().unwrap_or_default().as_bytes().to_vec(),
+        );
     }
     out
 }
@@ -250,7 +252,10 @@ impl PodRunner {
         {
             let mut st = inner.state.lock().unwrap();
             for o in objs {
-                let name = o["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+                let name = o["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
                 if let Some(ns) = o["metadata"]["namespace"].as_str() {
                     st.namespace = ns.to_owned();
                 }
@@ -504,7 +509,11 @@ impl PodRunner {
             let strategy = &d["spec"]["strategy"]["rollingUpdate"];
             let surge = bound(&strategy["maxSurge"], replicas, true);
             let unavailable = bound(&strategy["maxUnavailable"], replicas, false);
-            (replicas, surge.max(if unavailable == 0 { 1 } else { 0 }), unavailable)
+            (
+                replicas,
+                surge.max(if unavailable == 0 { 1 } else { 0 }),
+                unavailable,
+            )
         };
         let deadline = Instant::now() + within;
         let mut terminations = Vec::new();
@@ -627,7 +636,9 @@ fn volumes(st: &State, spec: &Value, pod_dir: &Path) -> Result<BTreeMap<String, 
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
             BTreeMap::new()
         } else {
-            return Err(format!("volume {name}: only secret, configMap and emptyDir are supported"));
+            return Err(format!(
+                "volume {name}: only secret, configMap and emptyDir are supported"
+            ));
         };
         for (k, bytes) in files {
             let f = dir.join(k);
@@ -731,7 +742,12 @@ async fn run_pod(inner: Arc<Inner>, pod: Arc<Pod>) {
             Err(e) => return pod.fail(e),
         }
         let started = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(watch(inner.clone(), pod.clone(), c.clone(), started.clone()));
+        let task = tokio::spawn(watch(
+            inner.clone(),
+            pod.clone(),
+            c.clone(),
+            started.clone(),
+        ));
         inner.state.lock().unwrap().tasks.push(task);
         if sidecar {
             // The next container starts once this one has started.
@@ -823,7 +839,11 @@ async fn watch(inner: Arc<Inner>, pod: Arc<Pod>, c: Value, started_flag: Arc<Ato
                     && now >= next_live
                 {
                     next_live = now + p.period;
-                    live_fails = if p.check(pod.ip).await { 0 } else { live_fails + 1 };
+                    live_fails = if p.check(pod.ip).await {
+                        0
+                    } else {
+                        live_fails + 1
+                    };
                     restart = live_fails >= p.failure_threshold;
                 }
             }
@@ -859,13 +879,19 @@ async fn watch(inner: Arc<Inner>, pod: Arc<Pod>, c: Value, started_flag: Arc<Ato
 }
 
 fn is_ready(pod: &Pod, name: &str) -> bool {
-    pod.states.lock().unwrap().get(name).is_some_and(|s| s.ready)
+    pod.states
+        .lock()
+        .unwrap()
+        .get(name)
+        .is_some_and(|s| s.ready)
 }
 
 fn mark_terminating(inner: &Inner, pod: &Pod) {
     pod.terminating.store(true, Ordering::SeqCst);
     let ns = inner.state.lock().unwrap().namespace.clone();
-    let grace = pod.spec["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
+    let grace = pod.spec["terminationGracePeriodSeconds"]
+        .as_u64()
+        .unwrap_or(30);
     inner.api.update(Kind::Pod, &ns, &pod.name, |p| {
         p["metadata"]["deletionTimestamp"] = json!("2026-12-02T00:00:30Z");
         p["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
@@ -916,7 +942,9 @@ async fn stop(pod: &Pod, names: &[String], deadline: Instant, since: Instant) ->
 /// object is removed and the network namespace goes.
 async fn terminate(inner: Arc<Inner>, pod: Arc<Pod>) {
     let since = Instant::now();
-    let grace = pod.spec["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
+    let grace = pod.spec["terminationGracePeriodSeconds"]
+        .as_u64()
+        .unwrap_or(30);
     let deadline = since + Duration::from_secs(grace);
     let containers = pod.containers();
     let main: Vec<String> = containers

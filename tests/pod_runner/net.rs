@@ -47,7 +47,13 @@ impl Bridge {
         let _ = ip(&["link", "del", &name]);
         ip(&["link", "add", &name, "type", "bridge"])?;
         let bridge = Bridge { name, prefix, id };
-        ip(&["addr", "add", &format!("{}/24", bridge.addr(1)), "dev", &bridge.name])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", bridge.addr(1)),
+            "dev",
+            &bridge.name,
+        ])?;
         ip(&["link", "set", &bridge.name, "up"])?;
         Ok(bridge)
     }
@@ -73,7 +79,15 @@ impl Bridge {
         ])?;
         ip(&["link", "set", &net.veth, "master", &self.name, "up"])?;
         let n = &net.netns;
-        ip(&["-n", n, "addr", "add", &format!("{}/24", net.ip), "dev", "eth0"])?;
+        ip(&[
+            "-n",
+            n,
+            "addr",
+            "add",
+            &format!("{}/24", net.ip),
+            "dev",
+            "eth0",
+        ])?;
         ip(&["-n", n, "link", "set", "eth0", "up"])?;
         ip(&["-n", n, "link", "set", "lo", "up"])?;
         Ok(net)

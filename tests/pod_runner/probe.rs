@@ -34,8 +34,7 @@ fn port(c: &Value, p: &Value) -> u16 {
         .flatten()
         .find(|cp| cp["name"] == name)
         .and_then(|cp| cp["containerPort"].as_u64())
-        .unwrap_or_else(|| panic!("probe port {name} is not a port of {}", c["name"]))
-        as u16
+        .unwrap_or_else(|| panic!("probe port {name} is not a port of {}", c["name"])) as u16
 }
 
 impl Probe {
@@ -53,7 +52,10 @@ impl Probe {
                 port: port(c, &t["port"]),
             }
         } else {
-            panic!("{which} of {}: only httpGet and tcpSocket are supported", c["name"]);
+            panic!(
+                "{which} of {}: only httpGet and tcpSocket are supported",
+                c["name"]
+            );
         };
         Some(Probe {
             kind,
