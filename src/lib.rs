@@ -6,10 +6,10 @@
 //!
 //! # Layout
 //!
-//! - [`gossip`]: the pure protocol core (no I/O): events, wire codec, dedup,
-//!   rate limits, membership, broadcast tree, anti-entropy, config.
-//! - [`sim`]: a deterministic discrete-event simulator that drives the same
-//!   core for thousands of nodes on one thread (`hearsay simulate`).
+//! - [`gossip`]: the pure protocol core, the `hearsay-core` crate (no I/O):
+//!   events, wire codec, dedup, rate limits, membership, broadcast tree,
+//!   anti-entropy, config.
+//! - [`sim`]: the core's deterministic simulator (`hearsay simulate`).
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -18,12 +18,12 @@ pub mod client;
 pub mod delivery;
 pub mod demo;
 pub mod discovery;
-pub mod gossip;
+pub use hearsay_core as gossip;
 pub mod http;
 pub mod metrics;
 pub mod receiver;
 pub mod settings;
 pub mod shutdown;
 pub mod sidecar;
-pub mod sim;
+pub use hearsay_core::sim;
 pub mod transport;

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::super::sidecar::clock::rfc3339;
-use crate::gossip::app_queue::AppMessage;
+use crate::delivery::queue::AppMessage;
 use crate::gossip::{Event, EventBody, Origin, Time, Version};
 
 pub const CONTENT_TYPE: &str = "application/cloudevents-batch+json";

@@ -30,8 +30,8 @@ use tokio::time::Instant;
 
 use super::cloudevents::{CONTENT_TYPE, Encoder};
 use super::health::{Health, error_chain};
+use crate::delivery::queue::AppMessage;
 use crate::gossip::Origin;
-use crate::gossip::app_queue::AppMessage;
 use crate::metrics::Metrics;
 use crate::sidecar::clock::Clock;
 use crate::sidecar::commands::{BatchAnswer, BatchOutcome, Command};

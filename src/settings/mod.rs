@@ -24,8 +24,8 @@ pub use file::FileSettings;
 use sources::{resolve_k8s, resolve_keys};
 pub use values::{DiscoveryMode, HumanDuration, K8sSettings, K8sSource, KeySource, LogFormat};
 
+use crate::delivery::queue::AppQueueConfig;
 use crate::gossip::NodeConfig;
-use crate::gossip::app_queue::AppQueueConfig;
 use crate::gossip::ratelimit::RateSpec;
 
 /// A setting that cannot be used, and why.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::gossip::app_queue::AppMessage;
+use crate::delivery::queue::AppMessage;
 use crate::gossip::{EventId, Invalidation, PublishError};
 
 pub enum Command {

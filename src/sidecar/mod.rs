@@ -21,10 +21,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::api::{self, ApiCtx};
+use crate::delivery::queue::AppQueue;
 use crate::delivery::webhook::{self, WebhookConfig};
 use crate::discovery::kubernetes::{self, KubeDiscovery};
 use crate::discovery::static_peers::{self, StaticDiscovery};
-use crate::gossip::app_queue::AppQueue;
 use crate::gossip::{FlushReason, Node, Origin, PeerId, PeerSet};
 use crate::http::{self, ServerLimits};
 use crate::metrics::Metrics;

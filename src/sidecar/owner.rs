@@ -12,7 +12,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::clock::{Clock, rfc3339};
 use super::commands::{BatchAnswer, BatchOutcome, Command, ConfigEntry, PeerInfo, Status};
-use crate::gossip::app_queue::{AppQueue, AppQueueStats};
+use crate::delivery::queue::{AppQueue, AppQueueStats};
 use crate::gossip::hlc::Hlc;
 use crate::gossip::tree::Link;
 use crate::gossip::{

@@ -1,7 +1,7 @@
 //! Node tests: config at the key limit and the register cap.
 
 use super::*;
-use crate::gossip::Limits;
+use crate::Limits;
 
 fn limited(max_config_keys: usize) -> NodeConfig {
     NodeConfig {

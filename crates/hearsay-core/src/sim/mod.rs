@@ -1,6 +1,6 @@
 //! A deterministic discrete-event simulator for the gossip core.
 //!
-//! It runs the real [`crate::gossip::Node`] for every node, on one thread,
+//! It runs the real [`crate::Node`] for every node, on one thread,
 //! against a virtual clock: links with latency, jitter and loss, partitions
 //! that heal, nodes that crash and restart. The same arguments give the same
 //! report, bit for bit, except the wall-clock time it took.

@@ -11,10 +11,8 @@ use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rustc_hash::FxHashMap;
 
-use crate::gossip::codec;
-use crate::gossip::{
-    Event, EventId, FlushReason, Item, Origin, PeerId, Runtime, Time, Timer, Version,
-};
+use crate::codec;
+use crate::{Event, EventId, FlushReason, Item, Origin, PeerId, Runtime, Time, Timer, Version};
 
 /// Something that happens at a virtual time.
 #[derive(Debug)]
@@ -154,7 +152,7 @@ impl World {
 
     pub fn track(&mut self, event: &Arc<Event>, origin_node: usize, nodes: usize) {
         let cache = match &event.body {
-            crate::gossip::EventBody::Invalidate(inv) => inv.cache.clone(),
+            crate::EventBody::Invalidate(inv) => inv.cache.clone(),
             _ => String::new(),
         };
         self.index.insert(event.id, self.tracked.len());

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use super::Node;
-use crate::gossip::event::{Event, EventId};
-use crate::gossip::membership::PeerId;
-use crate::gossip::message::{Announcement, EventItem, Item};
-use crate::gossip::runtime::{Runtime, Timer};
-use crate::gossip::time::Time;
-use crate::gossip::tree::Link;
+use crate::event::{Event, EventId};
+use crate::membership::PeerId;
+use crate::message::{Announcement, EventItem, Item};
+use crate::runtime::{Runtime, Timer};
+use crate::time::Time;
+use crate::tree::Link;
 
 impl Node {
     /// Sends an event on: to every member (direct push, only ever done by

@@ -11,7 +11,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use super::config::{SimConfig, SimConfigError};
 use super::report::Report;
 use super::world::{Action, Network, SimRuntime, World, peer_of};
-use crate::gossip::{
+use crate::{
     EventId, Invalidation, MembershipUpdate, Node, NodeConfig, Origin, PeerSet, PublishError,
     Stats, Time,
 };
@@ -375,9 +375,9 @@ impl Sim {
                     let Some(y) = super::world::node_of(p).filter(|y| *y < n) else {
                         continue;
                     };
-                    let both = self.nodes[y].as_ref().is_some_and(|o| {
-                        o.link(peer_of(x)) == Some(crate::gossip::tree::Link::Eager)
-                    });
+                    let both = self.nodes[y]
+                        .as_ref()
+                        .is_some_and(|o| o.link(peer_of(x)) == Some(crate::tree::Link::Eager));
                     if both && !seen[y] {
                         seen[y] = true;
                         stack.push(y);

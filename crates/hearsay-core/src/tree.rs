@@ -139,7 +139,7 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gossip::event::Origin;
+    use crate::event::Origin;
 
     fn id(seq: u64) -> EventId {
         EventId {

@@ -12,12 +12,12 @@ use rustc_hash::FxHashSet;
 
 use super::Node;
 use super::overlay::event_item;
-use crate::gossip::event::Origin;
-use crate::gossip::membership::PeerId;
-use crate::gossip::message::{Digest, EventItem, Item, OriginRepair};
-use crate::gossip::records::MAX_SEQ;
-use crate::gossip::runtime::{FlushReason, Runtime, Timer};
-use crate::gossip::time::Time;
+use crate::event::Origin;
+use crate::membership::PeerId;
+use crate::message::{Digest, EventItem, Item, OriginRepair};
+use crate::records::MAX_SEQ;
+use crate::runtime::{FlushReason, Runtime, Timer};
+use crate::time::Time;
 
 impl Node {
     pub(super) fn schedule_sync<R: Runtime + ?Sized>(&mut self, now: Time, rt: &mut R) {

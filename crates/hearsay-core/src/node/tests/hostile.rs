@@ -5,8 +5,8 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::gossip::message::{DigestEntry, OriginRepair};
-use crate::gossip::records::MAX_SEQ;
+use crate::message::{DigestEntry, OriginRepair};
+use crate::records::MAX_SEQ;
 
 const HOSTILE: u64 = 1;
 const HONEST: u64 = 2;
@@ -58,7 +58,7 @@ fn item() -> impl Strategy<Value = Item> {
         )),
         prop::collection::vec(id(), 0..4).prop_map(Item::Graft),
         prop::collection::vec((origin(), seq(), any::<bool>()), 0..4).prop_map(|v| {
-            Item::Digest(crate::gossip::message::Digest {
+            Item::Digest(crate::message::Digest {
                 reply_wanted: true,
                 since: Time::ZERO,
                 origins: v
@@ -146,7 +146,7 @@ fn numbers_above_max_seq_are_counted_and_ignored() {
             },
             hop: 1,
         }]),
-        Item::Digest(crate::gossip::message::Digest {
+        Item::Digest(crate::message::Digest {
             reply_wanted: false,
             since: Time::ZERO,
             origins: vec![DigestEntry {

@@ -1,5 +1,5 @@
-//! The gossip core: a sans-IO state machine (no tokio, hyper or kube in
-//! here). It takes inputs — a frame from a peer, a local publish, a timer, a
+//! hearsay's gossip core: a sans-IO state machine. Its dependencies hold no
+//! tokio, hyper, kube, k8s-openapi or prometheus, so it cannot do I/O. It takes inputs — a frame from a peer, a local publish, a timer, a
 //! membership change, always with the current time — and emits effects
 //! through a [`Runtime`]: send items to a peer, deliver an event to the app,
 //! flush a cache, schedule a timer. The same core runs in the sidecar, in
@@ -15,12 +15,12 @@
 //! - [`retention`]: recent events kept for grafts and repairs.
 //! - [`registers`] and [`hlc`]: config as last-writer-wins registers.
 //! - [`ratelimit`]: token buckets with injected time.
-//! - [`app_queue`]: what waits for the local app: batched, rate limited,
-//!   coalesced under pressure, flushed as a last resort.
 //! - [`membership`]: peer ids and peer sets from discovery.
 //! - [`runtime`], [`settings`], [`stats`], [`time`]: the edges of the core.
+//! - [`sim`]: a deterministic discrete-event simulator that drives this
+//!   core for thousands of nodes on one thread (`hearsay simulate`).
+#![forbid(unsafe_code)]
 
-pub mod app_queue;
 pub mod bloom;
 pub mod codec;
 pub mod event;
@@ -34,6 +34,7 @@ pub mod registers;
 pub mod retention;
 pub mod runtime;
 pub mod settings;
+pub mod sim;
 pub mod stats;
 pub mod time;
 pub mod tree;

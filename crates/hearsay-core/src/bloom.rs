@@ -150,7 +150,7 @@ fn fill(f: &BloomFilter) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gossip::event::Origin;
+    use crate::event::Origin;
 
     fn id(seq: u64) -> EventId {
         EventId {

@@ -313,7 +313,7 @@ impl Retention {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gossip::event::{EventBody, Invalidation};
+    use crate::event::{EventBody, Invalidation};
 
     fn ev(origin: u64, seq: u64, published_ms: u64) -> Arc<Event> {
         Arc::new(Event {

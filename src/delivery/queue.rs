@@ -17,10 +17,10 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::event::{Event, EventBody, EventId, Version};
-use super::ratelimit::{RateSpec, TokenBucket};
-pub use super::runtime::FlushReason;
-use super::time::Time;
+use crate::gossip::event::{Event, EventBody, EventId, Version};
+use crate::gossip::ratelimit::{RateSpec, TokenBucket};
+pub use crate::gossip::runtime::FlushReason;
+use crate::gossip::time::Time;
 
 /// One entry for the app.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::gossip::NodeConfig;
+use crate::NodeConfig;
 
 /// A part of the cluster cut off from the rest for a while.
 #[derive(Clone, Debug, PartialEq)]

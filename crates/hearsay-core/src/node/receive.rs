@@ -6,15 +6,15 @@ use std::sync::Arc;
 
 use super::Node;
 use super::overlay::event_item;
-use crate::gossip::codec;
-use crate::gossip::event::{EventId, Origin};
-use crate::gossip::membership::PeerId;
-use crate::gossip::message::{Announcement, EventItem, Item};
-use crate::gossip::ratelimit::TokenBucket;
-use crate::gossip::records::MAX_SEQ;
-use crate::gossip::runtime::{Runtime, Timer};
-use crate::gossip::time::Time;
-use crate::gossip::tree::Link;
+use crate::codec;
+use crate::event::{EventId, Origin};
+use crate::membership::PeerId;
+use crate::message::{Announcement, EventItem, Item};
+use crate::ratelimit::TokenBucket;
+use crate::records::MAX_SEQ;
+use crate::runtime::{Runtime, Timer};
+use crate::time::Time;
+use crate::tree::Link;
 
 impl Node {
     /// A decoded, authenticated frame from `from`, whose process runs as

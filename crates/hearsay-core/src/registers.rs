@@ -209,7 +209,7 @@ pub fn tombstone_expired(version: Version, now: Time, age: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gossip::event::{EventId, Origin};
+    use crate::event::{EventId, Origin};
 
     fn write(key: &str, value: Option<&str>, hlc: u64, origin: u64) -> Arc<Event> {
         let version = Version {

@@ -5,9 +5,9 @@
 use std::collections::VecDeque;
 
 use super::*;
-use crate::gossip::message::{Announcement, EventItem};
-use crate::gossip::ratelimit::RateSpec;
-use crate::gossip::runtime::Effect;
+use crate::message::{Announcement, EventItem};
+use crate::ratelimit::RateSpec;
+use crate::runtime::Effect;
 
 const T0: Time = Time::from_millis(1_000_000);
 

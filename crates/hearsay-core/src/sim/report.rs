@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::config::SimConfig;
 use super::world::World;
-use crate::gossip::{Stats, Time};
+use crate::{Stats, Time};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Report {
