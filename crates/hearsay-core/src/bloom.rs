@@ -16,6 +16,7 @@ use super::event::EventId;
 use super::time::Time;
 
 #[derive(Clone, Debug, PartialEq)]
+/// The dedup filter's size, window and false-positive target.
 pub struct BloomConfig {
     /// How long an id is remembered (at least half of this, at most all).
     pub window: Duration,
@@ -23,6 +24,8 @@ pub struct BloomConfig {
     pub capacity: usize,
     /// Target false-positive rate of a lookup (both generations together).
     pub fp_target: f64,
+    /// Seeds the filter's hashes (random per node, so no sender can aim at
+    /// collisions).
     pub seed: u128,
 }
 
@@ -58,6 +61,7 @@ impl Generation {
     }
 }
 
+/// A two-generation bloom filter of event ids: one filling, one ageing.
 pub struct RotatingBloom {
     cfg: BloomConfig,
     current: Generation,
@@ -75,6 +79,7 @@ impl std::fmt::Debug for RotatingBloom {
 }
 
 impl RotatingBloom {
+    /// An empty filter starting at `now`.
     pub fn new(cfg: BloomConfig, now: Time) -> RotatingBloom {
         let current = Self::generation(&cfg, now);
         RotatingBloom {
@@ -100,6 +105,8 @@ impl RotatingBloom {
         }
     }
 
+    /// Whether `id` may have been seen (false positives are possible, false
+    /// negatives are not).
     pub fn contains(&self, id: &EventId) -> bool {
         self.current.filter.contains(id)
             || self
@@ -108,6 +115,8 @@ impl RotatingBloom {
                 .is_some_and(|g| g.filter.contains(id))
     }
 
+    /// Remembers `id`, rotating generations when the window or capacity is
+    /// reached.
     pub fn insert(&mut self, now: Time, id: &EventId) {
         self.rotate_if_due(now);
         self.current.filter.insert(id);
@@ -124,6 +133,7 @@ impl RotatingBloom {
         }
     }
 
+    /// Generations rotated so far.
     pub fn rotations(&self) -> u64 {
         self.rotations
     }

@@ -40,9 +40,13 @@ use super::membership::PeerId;
 use super::message::{Announcement, Digest, DigestEntry, EventItem, Item, OriginRepair};
 use super::time::Time;
 
+/// The first two bytes of every frame.
 pub const MAGIC: [u8; 2] = *b"HS";
+/// The frame format's version, in every header.
 pub const PROTOCOL_VERSION: u8 = 1;
+/// Bytes in the fixed header.
 pub const HEADER_LEN: usize = 40;
+/// Bytes in the HMAC-SHA256 tag after the body, when [`FLAG_AUTH`] is set.
 pub const TAG_LEN: usize = 32;
 /// Header flag: a 32-byte authentication tag follows the body.
 pub const FLAG_AUTH: u8 = 0x01;
@@ -70,6 +74,9 @@ const BODY_INVALIDATE: u8 = 1;
 const BODY_CONFIG: u8 = 2;
 const BODY_CONFIG_DELETE: u8 = 3;
 
+/// Why a frame could not be decoded.
+// Each variant's `#[error]` message documents it and its fields.
+#[allow(missing_docs)]
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("bad magic bytes {0:02x?}")]
@@ -103,16 +110,22 @@ pub enum DecodeError {
 /// The fixed-size frame header.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct FrameHeader {
+    /// Header flags ([`FLAG_AUTH`], and the transport's).
     pub flags: u8,
+    /// Bytes of body after the header.
     pub body_len: u32,
+    /// The sending peer.
     pub sender: PeerId,
+    /// The sender's origin (its events' id prefix).
     pub sender_origin: Origin,
+    /// The sender's frame counter, for replay windows.
     pub frame_seq: u64,
     /// The sender's wall clock when it sealed the frame, Unix milliseconds.
     pub sent_at_ms: u64,
 }
 
 impl FrameHeader {
+    /// The header's wire bytes.
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         h[0..2].copy_from_slice(&MAGIC);
@@ -161,6 +174,7 @@ impl FrameHeader {
         })
     }
 
+    /// Whether an authentication tag follows the body.
     pub fn has_tag(&self) -> bool {
         self.flags & FLAG_AUTH != 0
     }

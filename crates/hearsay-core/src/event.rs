@@ -24,7 +24,9 @@ impl fmt::Display for Origin {
 /// hex string (32 characters).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventId {
+    /// The node that published it.
     pub origin: Origin,
+    /// Its place in the origin's sequence, from 1.
     pub seq: u64,
 }
 
@@ -36,6 +38,7 @@ impl fmt::Display for EventId {
 
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("an event id is 32 hexadecimal characters")]
+/// The error of parsing an [`EventId`] from text.
 pub struct BadEventId;
 
 impl FromStr for EventId {
@@ -57,31 +60,46 @@ impl FromStr for EventId {
 /// tiebreak, so every node orders two writes the same way.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version {
+    /// The origin's hybrid logical clock at the write.
     pub hlc: u64,
+    /// The writer, which breaks ties between equal clocks.
     pub origin: Origin,
 }
 
 /// What to drop from a cache.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Invalidation {
+    /// The cache's name, as the app knows it.
     pub cache: String,
+    /// Exact keys to drop.
     pub keys: Vec<String>,
+    /// Drop every key that starts with one of these.
     pub prefixes: Vec<String>,
+    /// Drop every entry carrying one of these tags.
     pub tags: Vec<String>,
     /// Drop the whole cache.
     pub all: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// What an event carries.
 pub enum EventBody {
+    /// Drop entries from a cache.
     Invalidate(Invalidation),
+    /// Set a config key (a last-writer-wins register).
     Config {
+        /// The key.
         key: String,
+        /// Its new value.
         value: String,
+        /// Orders this write against every other write to the key.
         version: Version,
     },
+    /// Delete a config key (a tombstone with a version).
     ConfigDelete {
+        /// The key.
         key: String,
+        /// Orders this delete against every write to the key.
         version: Version,
     },
 }
@@ -118,6 +136,7 @@ impl EventBody {
 }
 
 impl Invalidation {
+    /// Checks the invalidation against `limits`.
     pub fn validate(&self, limits: &Limits) -> Result<(), EventError> {
         if self.cache.is_empty() {
             return Err(EventError::EmptyCacheName);
@@ -180,10 +199,12 @@ fn validate_config_key(key: &str, limits: &Limits) -> Result<(), EventError> {
 /// the retention buffer, queues and frames.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
+    /// Who published it, and where in their sequence.
     pub id: EventId,
     /// The origin's clock when it accepted the publish (for the propagation
     /// delay, and to tell what predates a node's start).
     pub published_at: Time,
+    /// What it carries.
     pub body: EventBody,
 }
 
@@ -225,13 +246,17 @@ impl Event {
 /// [`EventError`] naming what was too big.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
+    /// Longest cache name, in bytes.
     pub max_cache_name_len: usize,
+    /// Longest key, prefix or tag, in bytes.
     pub max_key_len: usize,
     /// Keys, prefixes and tags together.
     pub max_keys_per_event: usize,
     /// Encoded size of one event.
     pub max_event_bytes: usize,
+    /// Longest config key, in bytes.
     pub max_config_key_len: usize,
+    /// Largest config value, in bytes.
     pub max_config_value_bytes: usize,
     /// Live keys plus tombstones.
     pub max_config_keys: usize,
@@ -252,6 +277,8 @@ impl Default for Limits {
 }
 
 /// Why an event was refused. The message names the limit so a user can act.
+// Each variant's `#[error]` message documents it and its fields.
+#[allow(missing_docs)]
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum EventError {
     #[error("cache name is empty")]

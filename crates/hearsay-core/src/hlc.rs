@@ -6,6 +6,8 @@
 use super::time::Time;
 
 #[derive(Clone, Debug, Default)]
+/// A hybrid logical clock: milliseconds in the high bits, a counter in the
+/// low 16.
 pub struct Hlc {
     last: u64,
 }
@@ -18,6 +20,7 @@ impl Hlc {
         self.last
     }
 
+    /// Moves past a timestamp seen from another node.
     pub fn observe(&mut self, remote: u64) {
         self.last = self.last.max(remote);
     }

@@ -20,6 +20,7 @@
 //! - [`sim`]: a deterministic discrete-event simulator that drives this
 //!   core for thousands of nodes on one thread (`hearsay simulate`).
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod bloom;
 pub mod codec;

@@ -36,6 +36,7 @@ impl fmt::Display for PeerId {
 /// One discovered peer: who it is and where its gossip port is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peer {
+    /// Its id, derived from its name.
     pub id: PeerId,
     /// The discovery name the id was derived from (pod name or UID,
     /// `host:port`), for people and logs.
@@ -45,6 +46,7 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// A peer named `name` at `addr`.
     pub fn new(name: &str, addr: SocketAddr) -> Peer {
         Peer {
             id: PeerId::from_name(name),
@@ -85,6 +87,7 @@ impl PeerSet {
         PeerSet::new(ids.into_iter().map(Peer::anonymous))
     }
 
+    /// A member by id.
     pub fn get(&self, id: PeerId) -> Option<&Peer> {
         self.peers.get(&id)
     }
@@ -94,18 +97,22 @@ impl PeerSet {
         self.ids.iter().filter_map(|id| self.peers.get(id))
     }
 
+    /// Members in the set.
     pub fn len(&self) -> usize {
         self.ids.len()
     }
 
+    /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
 
+    /// Whether `id` is a member.
     pub fn contains(&self, id: PeerId) -> bool {
         self.peers.contains_key(&id)
     }
 
+    /// Every member's id, sorted.
     pub fn ids(&self) -> &[PeerId] {
         &self.ids
     }
@@ -131,12 +138,16 @@ impl PeerSet {
 /// identity at a new address is a different process).
 #[derive(Clone, Debug)]
 pub struct MembershipUpdate {
+    /// The new snapshot.
     pub members: Arc<PeerSet>,
+    /// Members in it that were not in the previous one.
     pub joined: Vec<PeerId>,
+    /// Members of the previous one that are not in it.
     pub left: Vec<PeerId>,
 }
 
 impl MembershipUpdate {
+    /// The update from `old` to `new`.
     pub fn between(old: &PeerSet, new: Arc<PeerSet>) -> MembershipUpdate {
         let same = |a: &PeerSet, b: &PeerSet, id: PeerId| {
             b.get(id)

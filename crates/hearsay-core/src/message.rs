@@ -23,19 +23,23 @@ pub struct EventItem {
     pub state: bool,
     /// Hops from the origin to the receiver (the origin sends 1).
     pub hop: u8,
+    /// The event itself.
     pub event: Arc<Event>,
 }
 
 /// "I have this event" on a lazy link (Plumtree's IHAVE).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Announcement {
+    /// The announced event.
     pub id: EventId,
+    /// Hops from the origin to the announcer.
     pub hop: u8,
 }
 
 /// One origin's line in an anti-entropy digest.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct DigestEntry {
+    /// The origin this line is about.
     pub origin: Origin,
     /// The peer that owns this origin, when known; lets every node retire an
     /// origin once its peer has left.
@@ -53,7 +57,9 @@ pub struct Digest {
     /// Events published before this time are of no use to the sender (its
     /// app did not exist yet): do not send them, just say they are skipped.
     pub since: Time,
+    /// One line per origin the sender tracks.
     pub origins: Vec<DigestEntry>,
+    /// Every config key the sender holds, with its version.
     pub config: Vec<(String, Version)>,
 }
 
@@ -63,14 +69,20 @@ pub struct Digest {
 /// or all predate it (so it may simply skip them).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct OriginRepair {
+    /// The origin.
     pub origin: Origin,
+    /// The highest seq the statement covers.
     pub through: u64,
+    /// Whether some of them matter to the asker (it must flush).
     pub lost: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// One protocol message; a frame carries several.
 pub enum Item {
+    /// An event, pushed, relayed or sent in answer.
     Event(EventItem),
+    /// Announcements on a lazy link (Plumtree's IHAVE).
     IHave(Vec<Announcement>),
     /// Make me an eager peer of yours, and send these events.
     Graft(Vec<EventId>),
@@ -80,11 +92,14 @@ pub enum Item {
     Neighbor,
     /// Take me out of your active view.
     Disconnect,
+    /// An anti-entropy digest.
     Digest(Digest),
+    /// Sent with a repair: seqs the asker will not get from this sender.
     RepairInfo(Vec<OriginRepair>),
 }
 
 impl Item {
+    /// Whether it carries an event (as opposed to control).
     pub fn is_payload(&self) -> bool {
         matches!(self, Item::Event(_))
     }

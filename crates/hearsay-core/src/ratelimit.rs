@@ -22,11 +22,14 @@ use super::time::Time;
 /// A rate and the burst allowed above it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateSpec {
+    /// Tokens added per second.
     pub per_second: NonZeroU32,
+    /// The most tokens held at once.
     pub burst: NonZeroU32,
 }
 
 impl RateSpec {
+    /// A spec, or `None` when either number is 0 (no limit).
     pub fn new(per_second: u32, burst: u32) -> Option<RateSpec> {
         Some(RateSpec {
             per_second: NonZeroU32::new(per_second)?,
@@ -60,6 +63,7 @@ impl InjectedClock {
     }
 }
 
+/// A token bucket (governor's) driven by the core's injected time.
 pub struct TokenBucket {
     limiter: RateLimiter<NotKeyed, InMemoryState, InjectedClock, NoOpMiddleware<Nanos>>,
     clock: InjectedClock,

@@ -38,7 +38,9 @@ pub const MAX_FORGOTTEN: usize = 16_384;
 /// What happened when a seq was marked received.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Mark {
+    /// Not seen before: deliver it.
     New,
+    /// Seen already: drop it.
     Duplicate,
     /// Too far above the watermark to track; the event is refused now and
     /// comes back through anti-entropy once the watermark has moved up.
@@ -46,6 +48,8 @@ pub enum Mark {
 }
 
 #[derive(Clone, Debug, Default)]
+/// What one origin's events this node has seen: a watermark (every seq up
+/// to it) and the seqs seen above it.
 pub struct SeqRecord {
     watermark: u64,
     above: BTreeSet<u64>,
@@ -57,6 +61,7 @@ pub struct SeqRecord {
 }
 
 impl SeqRecord {
+    /// Every seq up to this one has been seen.
     pub fn watermark(&self) -> u64 {
         self.watermark
     }
@@ -66,14 +71,18 @@ impl SeqRecord {
         self.known_max
     }
 
+    /// The peer that owns this origin, when known.
     pub fn member(&self) -> Option<PeerId> {
         self.member
     }
 
+    /// Whether `seq` has been seen.
     pub fn is_seen(&self, seq: u64) -> bool {
         seq <= self.watermark || self.above.contains(&seq)
     }
 
+    /// Marks `seq` received at `now`, keeping at most `max_out_of_order` seqs
+    /// above the watermark.
     pub fn mark(&mut self, seq: u64, now: Time, max_out_of_order: usize) -> Mark {
         self.last_active = now;
         if self.is_seen(seq) {
@@ -167,6 +176,7 @@ pub struct Records {
 }
 
 impl Records {
+    /// One origin's record.
     pub fn get(&self, origin: Origin) -> Option<&SeqRecord> {
         self.map.get(&origin)
     }
@@ -195,6 +205,7 @@ impl Records {
             })
     }
 
+    /// Whether `origin`'s `seq` has been seen.
     pub fn is_seen(&self, origin: Origin, seq: u64) -> bool {
         match self.map.get(&origin) {
             Some(r) => r.is_seen(seq),
@@ -205,6 +216,7 @@ impl Records {
         }
     }
 
+    /// `origin`'s watermark (0 for an unknown origin).
     pub fn watermark(&self, origin: Origin) -> u64 {
         match self.map.get(&origin) {
             Some(r) => r.watermark,
@@ -222,10 +234,12 @@ impl Records {
         self.forgotten.len()
     }
 
+    /// Origins tracked.
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
+    /// Whether no origin is tracked.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -357,6 +371,7 @@ impl Records {
         v
     }
 
+    /// Every tracked origin with its record.
     pub fn origins(&self) -> impl Iterator<Item = (Origin, &SeqRecord)> {
         self.map.iter().map(|(o, r)| (*o, r))
     }

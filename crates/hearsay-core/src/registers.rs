@@ -160,6 +160,7 @@ impl Registers {
         self.map.len()
     }
 
+    /// Whether no register is held.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

@@ -21,6 +21,7 @@ use super::time::Time;
 /// An event as this node received it.
 #[derive(Clone, Debug)]
 pub struct Stored {
+    /// The event.
     pub event: Arc<Event>,
     /// The hop count it arrived with (0 for the node's own events).
     pub hop: u8,
@@ -63,12 +64,16 @@ struct OriginBuffer {
 /// What a repair answer holds for one origin.
 #[derive(Debug, Default)]
 pub struct RepairPlan {
+    /// Events to send, oldest first.
     pub events: Vec<Stored>,
+    /// What the answer says of the seqs it cannot send.
     pub info: Option<OriginRepair>,
+    /// Encoded bytes of the events.
     pub bytes: usize,
 }
 
 #[derive(Debug)]
+/// Recent events kept for grafts and repairs, bounded by age and bytes.
 pub struct Retention {
     max_age: Duration,
     max_bytes: usize,
@@ -79,6 +84,7 @@ pub struct Retention {
 }
 
 impl Retention {
+    /// Keeps events up to `max_age` old and `max_bytes` in all.
     pub fn new(max_age: Duration, max_bytes: usize) -> Retention {
         Retention {
             max_age,
@@ -90,15 +96,17 @@ impl Retention {
         }
     }
 
-    /// Heap held by the buffered events (estimated, see [`memory_of`]).
+    /// Heap held by the buffered events (estimated, see `memory_of`).
     pub fn bytes(&self) -> usize {
         self.bytes
     }
 
+    /// Events kept.
     pub fn len(&self) -> usize {
         self.origins.values().map(|b| b.events.len()).sum()
     }
 
+    /// Whether nothing is kept.
     pub fn is_empty(&self) -> bool {
         self.bytes == 0
     }
@@ -108,6 +116,7 @@ impl Retention {
         self.evicted
     }
 
+    /// Keeps an event received at `now` with its hop count.
     pub fn insert(
         &mut self,
         now: Time,
@@ -140,6 +149,7 @@ impl Retention {
         self.evict(now);
     }
 
+    /// A kept event by id.
     pub fn get(&self, id: &EventId) -> Option<&Stored> {
         self.origins.get(&id.origin)?.events.get(&id.seq)
     }
@@ -196,6 +206,7 @@ impl Retention {
         buf.skipped_newest = buf.skipped_newest.max(newest);
     }
 
+    /// Drops every event of an origin that is gone.
     pub fn forget_origin(&mut self, origin: Origin) {
         if let Some(buf) = self.origins.remove(&origin) {
             self.bytes -= buf.events.values().map(|s| s.memory).sum::<usize>();

@@ -13,9 +13,13 @@ use super::time::Time;
 /// one that fires after it stopped mattering.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Timer {
+    /// Anti-entropy: exchange digests with one random peer.
     SyncWithRandomPeer,
+    /// Send the lazy links their queued announcements.
     FlushLazyQueue,
+    /// An announced event has not arrived eagerly: graft it.
     GraftMissing(EventId),
+    /// Retry what could not be sent to peers.
     RetryOutbound,
 }
 
@@ -51,6 +55,7 @@ impl FlushReason {
         FlushReason::SidecarStart,
     ];
 
+    /// The label value, as metrics and the app see it.
     pub fn as_str(self) -> &'static str {
         match self {
             FlushReason::GapTimeout => "gap_timeout",
@@ -72,6 +77,7 @@ impl FlushReason {
     }
 }
 
+/// The effects the core has on the world, supplied by its driver.
 pub trait Runtime {
     /// Send these items to a peer (one frame, or merged with whatever else
     /// is queued for it).
@@ -91,24 +97,39 @@ pub trait Runtime {
 /// and for tests that assert on exactly what the core did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
+    /// [`Runtime::send`].
     Send {
+        /// The peer.
         to: PeerId,
+        /// What to send it.
         items: Vec<Item>,
     },
+    /// [`Runtime::deliver`].
     Deliver {
+        /// The event.
         event: Arc<Event>,
+        /// Hops it travelled.
         hop: u8,
     },
+    /// [`Runtime::flush`].
     Flush {
+        /// The cache, or `None` for every cache.
         cache: Option<String>,
+        /// Why.
         reason: FlushReason,
     },
+    /// [`Runtime::schedule`].
     Schedule {
+        /// When.
         at: Time,
+        /// Which timer.
         timer: Timer,
     },
+    /// [`Runtime::config_evicted`].
     ConfigEvicted {
+        /// The evicted key.
         key: String,
+        /// The version it had.
         version: Version,
     },
 }

@@ -10,7 +10,9 @@ use super::event::Limits;
 use super::ratelimit::RateSpec;
 
 #[derive(Clone, Debug, PartialEq)]
+/// The core's settings, validated by [`NodeConfig::validate`].
 pub struct NodeConfig {
+    /// Size limits for events.
     pub limits: Limits,
     /// Up to this many peers the origin pushes to every peer directly (one
     /// hop); above it events travel the broadcast tree.
@@ -18,17 +20,20 @@ pub struct NodeConfig {
     /// Links this node opens itself in the overlay (it also accepts links
     /// from others), and the most it keeps.
     pub view_min: usize,
+    /// The most overlay links kept.
     pub view_max: usize,
     /// How long announcements for lazy peers are gathered into one frame.
     pub lazy_flush_interval: Duration,
     /// How long to wait for an announced event before grafting, and between
     /// grafts to further announcers.
     pub graft_timeout: Duration,
+    /// Wait between grafts to further announcers.
     pub graft_retry: Duration,
     /// A link that delivered a new event this recently is not pruned when it
     /// delivers a duplicate (keeps the tree connected under concurrent
     /// publishers and repairs).
     pub parent_protection: Duration,
+    /// How often to exchange digests with a random peer.
     pub anti_entropy_interval: Duration,
     /// Most event bytes in one repair answer.
     pub repair_budget_bytes: usize,
@@ -37,21 +42,28 @@ pub struct NodeConfig {
     pub repair_grace: Duration,
     /// How long events are kept for repairs, and the byte bound.
     pub retention: Duration,
+    /// The most event bytes kept for repairs.
     pub retention_bytes: usize,
     /// A gap still open after this long is given up: the app gets a flush.
     pub gap_flush_after: Duration,
     /// How much earlier than its start a node still treats events as its
     /// app's business (clock skew between nodes).
     pub skew_margin: Duration,
+    /// The dedup filter's size and rotation.
     pub bloom: BloomConfig,
     /// Seqs accepted above the watermark before further ones are refused.
     pub max_out_of_order: usize,
     /// Origins with no known owner are forgotten after this long idle.
     pub origin_idle_ttl: Duration,
+    /// How long a deleted config key's tombstone is kept.
     pub config_tombstone_ttl: Duration,
+    /// Local publishes allowed (none: unlimited).
     pub publish_rate: Option<RateSpec>,
+    /// Frames accepted from each peer (none: unlimited).
     pub inbound_frames_per_peer: Option<RateSpec>,
+    /// Bytes accepted from each peer (none: unlimited).
     pub inbound_bytes_per_peer: Option<RateSpec>,
+    /// Bytes this node sends, over all peers (none: unlimited).
     pub outbound_bytes: Option<RateSpec>,
     /// Deliver this node's own publications to its own app too.
     pub deliver_own: bool,
@@ -90,8 +102,11 @@ impl Default for NodeConfig {
 
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("invalid setting {setting}: {reason}")]
+/// A setting out of range, and why.
 pub struct SettingError {
+    /// The setting's name.
     pub setting: &'static str,
+    /// What is wrong with its value.
     pub reason: String,
 }
 
@@ -103,6 +118,7 @@ fn bad(setting: &'static str, reason: impl Into<String>) -> SettingError {
 }
 
 impl NodeConfig {
+    /// Checks every setting's range and their relations.
     pub fn validate(&self) -> Result<(), SettingError> {
         if self.view_min == 0 {
             return Err(bad("view_min", "must be at least 1"));

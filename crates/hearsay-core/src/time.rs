@@ -17,23 +17,28 @@ use std::time::Duration;
 pub struct Time(u64);
 
 impl Time {
+    /// The start of the clock.
     pub const ZERO: Time = Time(0);
     /// Later than any real time; used where a time is unknown and must be
     /// treated conservatively ("it may be recent").
     pub const MAX: Time = Time(u64::MAX);
 
+    /// A time `us` microseconds after the start.
     pub const fn from_micros(us: u64) -> Time {
         Time(us)
     }
 
+    /// A time `ms` milliseconds after the start.
     pub const fn from_millis(ms: u64) -> Time {
         Time(ms.saturating_mul(1000))
     }
 
+    /// Microseconds since the start.
     pub const fn as_micros(self) -> u64 {
         self.0
     }
 
+    /// Milliseconds since the start.
     pub const fn as_millis(self) -> u64 {
         self.0 / 1000
     }
@@ -43,6 +48,7 @@ impl Time {
         Duration::from_micros(self.0.saturating_sub(earlier.0))
     }
 
+    /// This time less `d`, no earlier than the start.
     pub fn saturating_sub(self, d: Duration) -> Time {
         Time(self.0.saturating_sub(duration_micros(d)))
     }

@@ -17,12 +17,17 @@ use super::membership::PeerId;
 use super::message::Announcement;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+/// A peer's place in the broadcast tree.
 pub enum Link {
+    /// Events are pushed to it in full.
     Eager,
+    /// Events are only announced to it.
     Lazy,
 }
 
 #[derive(Debug, Default)]
+/// Plumtree's state: eager and lazy links, queued announcements and events
+/// announced but not received.
 pub struct Tree {
     eager: Vec<PeerId>,
     lazy: Vec<PeerId>,
@@ -33,6 +38,7 @@ pub struct Tree {
 }
 
 impl Tree {
+    /// `p`'s link, if it is in the active view.
     pub fn link(&self, p: PeerId) -> Option<Link> {
         if self.eager.contains(&p) {
             Some(Link::Eager)
@@ -43,14 +49,17 @@ impl Tree {
         }
     }
 
+    /// Peers in the active view.
     pub fn active_len(&self) -> usize {
         self.eager.len() + self.lazy.len()
     }
 
+    /// The eager links.
     pub fn eager(&self) -> &[PeerId] {
         &self.eager
     }
 
+    /// The lazy links.
     pub fn lazy(&self) -> &[PeerId] {
         &self.lazy
     }
@@ -94,6 +103,7 @@ impl Tree {
         was_empty
     }
 
+    /// The announcements queued per lazy peer, emptying the queue.
     pub fn take_lazy_queue(&mut self) -> Vec<(PeerId, Vec<Announcement>)> {
         std::mem::take(&mut self.lazy_queue)
     }
@@ -131,6 +141,7 @@ impl Tree {
         self.missing.remove(id);
     }
 
+    /// Events announced but not received yet.
     pub fn missing_len(&self) -> usize {
         self.missing.len()
     }

@@ -3,8 +3,8 @@
 //! Every public method takes the current time and a [`Runtime`] and returns
 //! after emitting its effects. Nothing here blocks, sleeps, reads a clock or
 //! touches a socket. The work is split by job across this module's files:
-//! publishing and the outbox here, [`receive`] for frames from peers,
-//! [`overlay`] for the broadcast tree, [`sync`] for anti-entropy and
+//! publishing and the outbox here, `receive` for frames from peers,
+//! `overlay` for the broadcast tree, `sync` for anti-entropy and
 //! housekeeping.
 
 mod overlay;
@@ -39,11 +39,20 @@ use super::tree::{Link, Tree};
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum PublishError {
     #[error(transparent)]
+    /// The event breaks a limit.
     Invalid(#[from] EventError),
     #[error("publish rate limit reached; retry in {retry_after:?}")]
-    RateLimited { retry_after: Duration },
+    /// The publish rate limit is reached.
+    RateLimited {
+        /// When a token is next available.
+        retry_after: Duration,
+    },
     #[error("no config key {key:?}")]
-    NoSuchKey { key: String },
+    /// A delete names a key that holds no value.
+    NoSuchKey {
+        /// The key.
+        key: String,
+    },
 }
 
 struct InboundLimits {
@@ -56,6 +65,8 @@ struct InboundLimits {
 /// them loses nothing and keeps the map to the peers actually talking.
 const INBOUND_IDLE_FORGET: Duration = Duration::from_secs(5);
 
+/// One node of the protocol: every input goes through its methods, every
+/// effect through the [`Runtime`] they are given.
 pub struct Node {
     cfg: Arc<NodeConfig>,
     me: PeerId,
@@ -148,26 +159,32 @@ impl Node {
         self.finish(now, rt);
     }
 
+    /// This node's peer id.
     pub fn id(&self) -> PeerId {
         self.me
     }
 
+    /// This node's origin: the prefix of the ids of events it publishes.
     pub fn origin(&self) -> Origin {
         self.origin
     }
 
+    /// When this node started (events published before it are not its app's).
     pub fn started(&self) -> Time {
         self.started
     }
 
+    /// The settings it runs with.
     pub fn config(&self) -> &NodeConfig {
         &self.cfg
     }
 
+    /// What it has counted so far.
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
 
+    /// The current members (itself left out).
     pub fn members(&self) -> &Arc<PeerSet> {
         &self.members
     }
@@ -177,30 +194,37 @@ impl Node {
         self.tree.link(peer)
     }
 
+    /// Peers this node pushes events to eagerly (in tree mode).
     pub fn eager_peers(&self) -> &[PeerId] {
         self.tree.eager()
     }
 
+    /// Peers this node announces events to lazily (in tree mode).
     pub fn lazy_peers(&self) -> &[PeerId] {
         self.tree.lazy()
     }
 
+    /// The dedup filter, for its memory figure.
     pub fn bloom(&self) -> &RotatingBloom {
         &self.bloom
     }
 
+    /// The events kept for repairs and grafts.
     pub fn retention(&self) -> &Retention {
         &self.retention
     }
 
+    /// Origins whose sequences this node tracks.
     pub fn origins_known(&self) -> usize {
         self.records.len()
     }
 
+    /// A config key's register, live or a tombstone.
     pub fn config_get(&self, key: &str) -> Option<&Register> {
         self.registers.get(key).filter(|r| r.value.is_some())
     }
 
+    /// Every live config key with its register, in key order.
     pub fn config_live(&self) -> impl Iterator<Item = (&str, &Register)> {
         self.registers.live()
     }
@@ -250,6 +274,8 @@ impl Node {
         )
     }
 
+    /// Deletes a config key (its register becomes a tombstone), as a local
+    /// publish.
     pub fn delete_config<R: Runtime + ?Sized>(
         &mut self,
         now: Time,

@@ -14,6 +14,7 @@ pub struct Partition {
     pub fraction: f64,
     /// When it starts, from the beginning of the run.
     pub start: Duration,
+    /// How long it lasts.
     pub duration: Duration,
 }
 
@@ -28,32 +29,44 @@ pub struct Churn {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// A simulation scenario.
 pub struct SimConfig {
+    /// Nodes to simulate.
     pub nodes: usize,
+    /// Events to publish.
     pub events: usize,
     /// Probability that any one frame is lost.
     pub loss: f64,
+    /// Seeds every random choice of the run.
     pub seed: u64,
     /// Publishes per virtual second, at random live nodes.
     pub rate: f64,
     /// One-way link latency, and the uniform jitter around it.
     pub latency: Duration,
+    /// Uniform jitter around the latency.
     pub jitter: Duration,
     /// How long the run goes on after the last publish or fault.
     pub settle: Duration,
+    /// A partition during the run, if any.
     pub partition: Option<Partition>,
+    /// Crashes and restarts during the run, if any.
     pub churn: Option<Churn>,
+    /// Settings of every node's core.
     pub node: NodeConfig,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("invalid simulation setting {setting}: {reason}")]
+/// A scenario setting out of range.
 pub struct SimConfigError {
+    /// The setting's name.
     pub setting: &'static str,
+    /// What is wrong with it.
     pub reason: &'static str,
 }
 
 impl SimConfig {
+    /// A scenario with the defaults for everything but these.
     pub fn new(nodes: usize, events: usize, loss: f64, seed: u64) -> SimConfig {
         SimConfig {
             nodes,
@@ -80,6 +93,7 @@ impl SimConfig {
         node
     }
 
+    /// Checks every setting's range.
     pub fn validate(&self) -> Result<(), SimConfigError> {
         let bad = |setting, reason| Err(SimConfigError { setting, reason });
         if self.nodes < 2 {

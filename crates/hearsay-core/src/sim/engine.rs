@@ -16,6 +16,7 @@ use crate::{
     Stats, Time,
 };
 
+/// A running simulation: the nodes, the virtual network and the clock.
 pub struct Sim {
     cfg: SimConfig,
     node_cfg: Arc<NodeConfig>,
@@ -139,6 +140,7 @@ impl Sim {
         self.end
     }
 
+    /// The virtual clock.
     pub fn now(&self) -> Time {
         self.world.now
     }
@@ -160,6 +162,7 @@ impl Sim {
         self.world.now = self.world.now.max(until);
     }
 
+    /// Runs for `d` of virtual time.
     pub fn run_for(&mut self, d: Duration) {
         let until = self.world.now + d;
         self.run_until(until);
@@ -317,14 +320,17 @@ impl Sim {
         self.world.net.cut_off = Some(side);
     }
 
+    /// Ends the partition.
     pub fn heal(&mut self) {
         self.world.net.cut_off = None;
     }
 
+    /// Sets the frame loss probability from now on.
     pub fn set_loss(&mut self, loss: f64) {
         self.world.net.loss = loss;
     }
 
+    /// Node `i`, unless it is down.
     pub fn node(&self, i: usize) -> Option<&Node> {
         self.nodes[i].as_ref()
     }
@@ -390,6 +396,7 @@ impl Sim {
         components
     }
 
+    /// What the run measured so far.
     pub fn report(&self, wall: Duration) -> Report {
         Report::build(
             &self.cfg,

@@ -6,14 +6,14 @@
 //! report, bit for bit, except the wall-clock time it took.
 //!
 //! - [`config`]: the scenario.
-//! - [`world`]: the network, the action queue and each node's runtime.
+//! - `world`: the network, the action queue and each node's runtime.
 //! - [`engine`]: the loop, and a small API for scripted tests.
 //! - [`report`]: delivery, redundancy, hops and time-to-all.
 
 pub mod config;
 pub mod engine;
 pub mod report;
-pub mod world;
+mod world;
 
 pub use config::{Churn, Partition, SimConfig};
 pub use engine::Sim;

@@ -13,15 +13,23 @@ use super::world::World;
 use crate::{Stats, Time};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
+/// What one simulation run measured (`hearsay simulate` prints it).
 pub struct Report {
+    /// Nodes simulated.
     pub nodes: usize,
+    /// Events asked for.
     pub events: usize,
+    /// Frame loss probability.
     pub loss: f64,
+    /// The seed: the same seed gives the same report.
     pub seed: u64,
     /// Events actually published (a publish at a node that is down is not).
     pub published: usize,
+    /// (replica, event) pairs that had to be delivered (see the module docs).
     pub pairs: u64,
+    /// Pairs delivered.
     pub delivered: u64,
+    /// `delivered / pairs`.
     pub delivered_ratio: f64,
     /// Pairs not delivered but covered by a flush of that cache (or all).
     pub flushed: u64,
@@ -33,23 +41,39 @@ pub struct Report {
     pub payload_per_event_per_peer: f64,
     /// Frames without payload, per node per event.
     pub control_per_node_per_event: f64,
+    /// Bytes sent, per node per event.
     pub bytes_per_node_per_event: f64,
+    /// The most hops any last delivery of an event took.
     pub last_delivery_hop_max: u8,
+    /// Median time from publish to the last replica's delivery, in ms.
     pub time_to_all_p50_ms: f64,
+    /// 99th percentile of that time, in ms.
     pub time_to_all_p99_ms: f64,
+    /// Longest of that time, in ms.
     pub time_to_all_max_ms: f64,
     /// Events some pair of which is undelivered (left out of time-to-all).
     pub incomplete_events: usize,
+    /// Frames sent.
     pub frames: u64,
+    /// Frames lost on the way.
     pub frames_lost: u64,
+    /// Grafts sent (tree repairs of a missing eager push).
     pub grafts: u64,
+    /// Prunes sent (redundant eager links removed).
     pub prunes: u64,
+    /// Repair answers received by anti-entropy.
     pub repairs_received: u64,
+    /// Flushes told to apps.
     pub flushes: u64,
+    /// Events the bloom filter took for seen when they were not.
     pub bloom_false_positives: u64,
+    /// Nodes that crashed (and restarted).
     pub crashes: usize,
+    /// Nodes on the small side of the partition.
     pub partitioned_nodes: usize,
+    /// Virtual time the run covered, in seconds.
     pub virtual_seconds: f64,
+    /// Wall-clock time it took, in seconds.
     pub wall_seconds: f64,
 }
 
@@ -66,7 +90,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl Report {
-    pub fn build(
+    pub(crate) fn build(
         cfg: &SimConfig,
         world: &World,
         stats: &Stats,

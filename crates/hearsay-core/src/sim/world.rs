@@ -63,7 +63,6 @@ impl Ord for Scheduled {
 
 /// One published event and, per node, its first delivery.
 pub struct Tracked {
-    pub id: EventId,
     pub origin_node: usize,
     pub published_at: Time,
     pub cache: String,
@@ -157,7 +156,6 @@ impl World {
         };
         self.index.insert(event.id, self.tracked.len());
         self.tracked.push(Tracked {
-            id: event.id,
             origin_node,
             published_at: event.published_at,
             cache,
