@@ -247,9 +247,7 @@ async fn frames_with_a_wrong_key_are_rejected_and_counted() {
         }),
     };
     let item = Item::Event(hearsay::gossip::message::EventItem {
-        relay: false,
-        exact: false,
-        state: false,
+        route: hearsay::gossip::message::Route::Push,
         hop: 1,
         event: std::sync::Arc::new(event),
     });

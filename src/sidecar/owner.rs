@@ -16,8 +16,8 @@ use crate::delivery::queue::{AppQueue, AppQueueStats};
 use crate::gossip::hlc::Hlc;
 use crate::gossip::tree::Link;
 use crate::gossip::{
-    Event, FlushReason, Item, MembershipUpdate, Node, PeerId, PeerSet, Runtime, Stats, Time, Timer,
-    Version,
+    Event, FlushReason, Inbound, Item, MembershipUpdate, Node, PeerId, PeerSet, Runtime, Stats,
+    Time, Timer, Version,
 };
 use crate::metrics::Metrics;
 use crate::transport::Transport;
@@ -167,7 +167,18 @@ impl Owner {
     }
 
     fn on_frame(&mut self, f: InboundFrame) {
-        self.with_node(|n, now, fx| n.receive(now, f.from, f.origin, f.len, f.items, fx));
+        self.with_node(|n, now, fx| {
+            n.receive(
+                now,
+                Inbound {
+                    from: f.from,
+                    sender_origin: f.origin,
+                    frame_len: f.len,
+                    items: f.items,
+                },
+                fx,
+            )
+        });
     }
 
     fn on_membership(&mut self, members: Arc<PeerSet>) {

@@ -37,7 +37,7 @@ use thiserror::Error;
 
 use super::event::{Event, EventBody, EventId, Invalidation, Origin, Version};
 use super::membership::PeerId;
-use super::message::{Announcement, Digest, DigestEntry, EventItem, Item, OriginRepair};
+use super::message::{Announcement, Digest, DigestEntry, EventItem, Item, OriginRepair, Route};
 use super::time::Time;
 
 /// The first two bytes of every frame.
@@ -340,21 +340,35 @@ fn put_event(s: &mut impl Sink, e: &Event) {
     }
 }
 
+/// An event item's flag byte. The wire keeps three flags (relay, exact,
+/// state); a [`Route`] is one of their five legal combinations.
+fn route_flags(route: Route) -> u8 {
+    match route {
+        Route::Push => 0,
+        Route::TreeRelay => EV_RELAY,
+        Route::GraftAnswer => EV_RELAY | EV_EXACT,
+        Route::Repair => EV_EXACT,
+        Route::ConfigState => EV_EXACT | EV_STATE,
+    }
+}
+
+/// The route of a flag byte; `None` for a combination no sender makes.
+fn route_of(flags: u8) -> Option<Route> {
+    const ROUTES: [Route; 5] = [
+        Route::Push,
+        Route::TreeRelay,
+        Route::GraftAnswer,
+        Route::Repair,
+        Route::ConfigState,
+    ];
+    ROUTES.into_iter().find(|r| route_flags(*r) == flags)
+}
+
 fn put_item(s: &mut impl Sink, item: &Item) {
     match item {
         Item::Event(ev) => {
             s.put_u8(ITEM_EVENT);
-            let mut flags = 0;
-            if ev.relay {
-                flags |= EV_RELAY;
-            }
-            if ev.exact {
-                flags |= EV_EXACT;
-            }
-            if ev.state {
-                flags |= EV_STATE;
-            }
-            s.put_u8(flags);
+            s.put_u8(route_flags(ev.route));
             s.put_u8(ev.hop);
             put_event(s, &ev.event);
         }
@@ -553,18 +567,10 @@ impl<'a> Reader<'a> {
         Ok(match self.u8("item type")? {
             ITEM_EVENT => {
                 let flags = self.u8("event flags")?;
-                if flags & !(EV_RELAY | EV_EXACT | EV_STATE) != 0 {
-                    return Err(DecodeError::InvalidValue("event flags"));
-                }
+                let route = route_of(flags).ok_or(DecodeError::InvalidValue("event flags"))?;
                 let hop = self.u8("hop")?;
                 let event = Arc::new(self.event()?);
-                Item::Event(EventItem {
-                    relay: flags & EV_RELAY != 0,
-                    exact: flags & EV_EXACT != 0,
-                    state: flags & EV_STATE != 0,
-                    hop,
-                    event,
-                })
+                Item::Event(EventItem { route, hop, event })
             }
             ITEM_IHAVE => {
                 let n = self.count("announcements", 10)?;

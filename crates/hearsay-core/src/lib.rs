@@ -42,7 +42,7 @@ pub mod tree;
 
 pub use event::{Event, EventBody, EventError, EventId, Invalidation, Limits, Origin, Version};
 pub use membership::{MembershipUpdate, Peer, PeerId, PeerSet};
-pub use message::Item;
+pub use message::{Inbound, Item};
 pub use node::{Node, PublishError};
 pub use runtime::{Effect, FlushReason, Runtime, Timer};
 pub use settings::NodeConfig;

@@ -9,22 +9,56 @@ use super::event::{Event, EventId, Origin, Version};
 use super::membership::PeerId;
 use super::time::Time;
 
+/// Why an event was sent, which decides how its receiver treats it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// The origin pushed it to every member directly (a small cluster): the
+    /// receiver keeps it and sends it nowhere.
+    Push,
+    /// Forwarded along the broadcast tree: the receiver keeps it and
+    /// forwards it to its own eager peers; a duplicate prunes the link.
+    TreeRelay,
+    /// The answer to the receiver's graft: forwarded on like a tree relay,
+    /// but decided on the exact sequence record, not the bloom filter (how
+    /// a bloom false positive is repaired), and never a reason to prune.
+    GraftAnswer,
+    /// Sent by anti-entropy: decided on the exact record, not forwarded.
+    Repair,
+    /// A config register sent by anti-entropy: applied by its version even
+    /// if the event id was seen long ago.
+    ConfigState,
+}
+
+impl Route {
+    /// Whether the receiver forwards it along the tree.
+    pub fn relays(self) -> bool {
+        matches!(self, Route::TreeRelay | Route::GraftAnswer)
+    }
+}
+
 /// One event on the wire, with how the receiver must treat it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventItem {
-    /// Forward along the broadcast tree (sent in tree mode). Without it the
-    /// sender pushed to everyone directly and the receiver keeps it.
-    pub relay: bool,
-    /// The receiver asked for this one (graft or repair): decide on it with
-    /// the exact sequence record, not the bloom filter.
-    pub exact: bool,
-    /// A config register transferred by anti-entropy: apply by version even
-    /// if the event id was seen long ago.
-    pub state: bool,
+    /// Why it was sent.
+    pub route: Route,
     /// Hops from the origin to the receiver (the origin sends 1).
     pub hop: u8,
     /// The event itself.
     pub event: Arc<Event>,
+}
+
+/// A frame as the core receives it: decoded and authenticated by the
+/// transport.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inbound {
+    /// The sending peer.
+    pub from: PeerId,
+    /// The origin the sender's process publishes as.
+    pub sender_origin: Origin,
+    /// The frame's size on the wire, for the inbound byte limit.
+    pub frame_len: usize,
+    /// What it carries.
+    pub items: Vec<Item>,
 }
 
 /// "I have this event" on a lazy link (Plumtree's IHAVE).

@@ -47,17 +47,25 @@ fn arb_event() -> impl Strategy<Value = Event> {
     })
 }
 
+fn arb_route() -> impl Strategy<Value = Route> {
+    prop_oneof![
+        Just(Route::Push),
+        Just(Route::TreeRelay),
+        Just(Route::GraftAnswer),
+        Just(Route::Repair),
+        Just(Route::ConfigState),
+    ]
+}
+
 fn arb_item() -> impl Strategy<Value = Item> {
     let id = (any::<u64>(), 1..u64::MAX).prop_map(|(o, s)| EventId {
         origin: Origin(o),
         seq: s,
     });
     prop_oneof![
-        (any::<[bool; 3]>(), any::<u8>(), arb_event()).prop_map(|(f, hop, e)| {
+        (arb_route(), any::<u8>(), arb_event()).prop_map(|(route, hop, e)| {
             Item::Event(EventItem {
-                relay: f[0],
-                exact: f[1],
-                state: f[2],
+                route,
                 hop,
                 event: Arc::new(e),
             })
@@ -276,9 +284,7 @@ fn invalid_utf8_in_a_string_is_rejected() {
         }),
     };
     let item = Item::Event(EventItem {
-        relay: false,
-        exact: false,
-        state: false,
+        route: Route::Push,
         hop: 1,
         event: Arc::new(event),
     });
@@ -308,4 +314,23 @@ fn one_hundred_thousand_random_bodies_decode_without_panicking() {
     // Mostly garbage is refused, but short well-formed bodies do occur.
     assert!(accepted < 100_000);
     assert!(decode_frame(&valid).is_ok());
+}
+
+#[test]
+fn each_route_keeps_the_flag_byte_older_senders_use_and_other_bytes_are_refused() {
+    // relay = 1, exact = 2, state = 4, as the wire has had them.
+    let old = [
+        (Route::Push, 0u8),
+        (Route::TreeRelay, 1),
+        (Route::GraftAnswer, 3),
+        (Route::Repair, 2),
+        (Route::ConfigState, 6),
+    ];
+    for (route, flags) in old {
+        assert_eq!(route_flags(route), flags, "{route:?}");
+        assert_eq!(route_of(flags), Some(route));
+    }
+    for flags in [4u8, 5, 7, 8, 0x80] {
+        assert_eq!(route_of(flags), None, "flags {flags:#x}");
+    }
 }

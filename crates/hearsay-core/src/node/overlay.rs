@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::Node;
 use crate::event::{Event, EventId};
 use crate::membership::PeerId;
-use crate::message::{Announcement, EventItem, Item};
+use crate::message::{Announcement, EventItem, Item, Route};
 use crate::runtime::{Runtime, Timer};
 use crate::time::Time;
 use crate::tree::Link;
@@ -28,7 +28,7 @@ impl Node {
             let members = self.members.clone();
             for &p in members.ids() {
                 if p != self.me {
-                    self.queue(p, event_item(event, next, false, false));
+                    self.queue(p, event_item(event, next, Route::Push));
                 }
             }
             return;
@@ -36,7 +36,7 @@ impl Node {
         for i in 0..self.tree.eager().len() {
             let p = self.tree.eager()[i];
             if Some(p) != from {
-                self.queue(p, event_item(event, next, true, false));
+                self.queue(p, event_item(event, next, Route::TreeRelay));
             }
         }
         for i in 0..self.tree.lazy().len() {
@@ -132,11 +132,9 @@ impl Node {
     }
 }
 
-pub(super) fn event_item(event: &Arc<Event>, hop: u8, relay: bool, exact: bool) -> Item {
+pub(super) fn event_item(event: &Arc<Event>, hop: u8, route: Route) -> Item {
     Item::Event(EventItem {
-        relay,
-        exact,
-        state: false,
+        route,
         hop,
         event: event.clone(),
     })

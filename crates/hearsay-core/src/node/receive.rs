@@ -7,9 +7,9 @@ use std::sync::Arc;
 use super::Node;
 use super::overlay::event_item;
 use crate::codec;
-use crate::event::{EventId, Origin};
+use crate::event::EventId;
 use crate::membership::PeerId;
-use crate::message::{Announcement, EventItem, Item};
+use crate::message::{Announcement, EventItem, Inbound, Item, Route};
 use crate::ratelimit::TokenBucket;
 use crate::records::MAX_SEQ;
 use crate::runtime::{Runtime, Timer};
@@ -17,17 +17,14 @@ use crate::time::Time;
 use crate::tree::Link;
 
 impl Node {
-    /// A decoded, authenticated frame from `from`, whose process runs as
-    /// `sender_origin`. `frame_len` is its size on the wire.
-    pub fn receive<R: Runtime + ?Sized>(
-        &mut self,
-        now: Time,
-        from: PeerId,
-        sender_origin: Origin,
-        frame_len: usize,
-        items: Vec<Item>,
-        rt: &mut R,
-    ) {
+    /// A decoded, authenticated frame.
+    pub fn receive<R: Runtime + ?Sized>(&mut self, now: Time, frame: Inbound, rt: &mut R) {
+        let Inbound {
+            from,
+            sender_origin,
+            frame_len,
+            items,
+        } = frame;
         if from == self.me {
             return;
         }
@@ -120,57 +117,129 @@ impl Node {
         if id.origin == self.origin {
             // Our own event coming back around the tree.
             self.stats.duplicates_suppressed += 1;
-            if item.relay && !item.exact {
+            if item.route == Route::TreeRelay {
                 self.prune(from);
             }
             return;
         }
-        if item.state {
-            self.on_config_state(now, from, &item, rt);
-            return;
+        match item.route {
+            Route::Push => self.on_push(now, from, &item, rt),
+            Route::TreeRelay => self.on_tree_relay(now, from, &item, rt),
+            Route::GraftAnswer => self.on_graft_answer(now, from, &item, rt),
+            Route::Repair => self.on_repair(now, from, &item, rt),
+            Route::ConfigState => self.on_config_state(now, from, &item, rt),
         }
-        let record_seen = self.records.is_seen(id.origin, id.seq);
-        // The fast path decides on the bloom filter (DESIGN §6). A requested
-        // event (graft or repair) is decided on the exact record, which is
-        // how a bloom false positive gets repaired.
-        let seen = record_seen || (!item.exact && self.bloom.contains(&id));
-        if record_seen && item.relay && self.retention.mark_relayed(&id) {
-            // First received by a repair that overtook the tree: this is the
-            // tree copy, so the link is fine and the subtree below still
-            // needs it.
-            self.adopt(from, Link::Eager);
-            self.disseminate(event, item.hop, Some(from), true);
-            return;
-        }
-        if seen {
+    }
+
+    /// Whether an event was seen: on the exact record, or (for the fast
+    /// path, DESIGN §6) also on the bloom filter. A bloom "seen" above the
+    /// watermark is a false positive; it leaves a gap that anti-entropy
+    /// (or a graft) fills.
+    fn seen(&mut self, now: Time, id: EventId, bloom: bool) -> bool {
+        if self.records.is_seen(id.origin, id.seq) {
             self.stats.duplicates_suppressed += 1;
-            if !record_seen {
-                // A bloom "seen" above the watermark: a false positive. It
-                // leaves a gap that anti-entropy (or a graft) fills.
-                self.stats.bloom_false_positives += 1;
-                self.records.entry(id.origin, now).note_exists(id.seq, now);
-            }
-            if item.relay && !item.exact && !self.is_recent_parent(now, from) {
+            return true;
+        }
+        if bloom && self.bloom.contains(&id) {
+            self.stats.duplicates_suppressed += 1;
+            self.stats.bloom_false_positives += 1;
+            self.records.entry(id.origin, now).note_exists(id.seq, now);
+            return true;
+        }
+        false
+    }
+
+    /// The tree copy of an event a repair delivered first: the link is
+    /// fine and the subtree below still needs it. True when that was so.
+    fn relay_after_repair(&mut self, from: PeerId, item: &EventItem) -> bool {
+        let id = item.event.id;
+        if self.records.is_seen(id.origin, id.seq) && self.retention.mark_relayed(&id) {
+            self.adopt(from, Link::Eager);
+            self.disseminate(&item.event, item.hop, Some(from), true);
+            return true;
+        }
+        false
+    }
+
+    /// Pushed by its origin to every member: keep it, send it nowhere.
+    fn on_push<R: Runtime + ?Sized>(
+        &mut self,
+        now: Time,
+        from: PeerId,
+        item: &EventItem,
+        rt: &mut R,
+    ) {
+        if self.seen(now, item.event.id, true)
+            || !self.accept(now, &item.event, item.hop, from, false)
+        {
+            return;
+        }
+        self.deliver_local(now, &item.event, item.hop, rt);
+    }
+
+    /// Along the tree: keep it and forward it; a duplicate prunes the
+    /// link unless it is a recent parent.
+    fn on_tree_relay<R: Runtime + ?Sized>(
+        &mut self,
+        now: Time,
+        from: PeerId,
+        item: &EventItem,
+        rt: &mut R,
+    ) {
+        if self.relay_after_repair(from, item) {
+            return;
+        }
+        if self.seen(now, item.event.id, true) {
+            if !self.is_recent_parent(now, from) {
                 self.prune(from);
             }
             return;
         }
-        if !self.accept(now, event, item.hop, from, item.relay) {
+        if !self.accept(now, &item.event, item.hop, from, true) {
             return;
         }
-        if item.exact && !item.relay {
-            self.stats.repairs_received += 1;
+        self.note_parent(now, from);
+        self.adopt(from, Link::Eager);
+        self.disseminate(&item.event, item.hop, Some(from), true);
+        self.deliver_local(now, &item.event, item.hop, rt);
+    }
+
+    /// The answer to a graft: decided on the exact record, forwarded like
+    /// the tree's copy, but not making its sender a parent (it is a
+    /// repair, not the tree's usual path).
+    fn on_graft_answer<R: Runtime + ?Sized>(
+        &mut self,
+        now: Time,
+        from: PeerId,
+        item: &EventItem,
+        rt: &mut R,
+    ) {
+        if self.relay_after_repair(from, item)
+            || self.seen(now, item.event.id, false)
+            || !self.accept(now, &item.event, item.hop, from, true)
+        {
+            return;
         }
-        if item.relay {
-            if !item.exact {
-                // A graft answer is a repair, not the tree's usual path:
-                // it does not make its sender a parent.
-                self.note_parent(now, from);
-            }
-            self.adopt(from, Link::Eager);
-            self.disseminate(event, item.hop, Some(from), true);
+        self.adopt(from, Link::Eager);
+        self.disseminate(&item.event, item.hop, Some(from), true);
+        self.deliver_local(now, &item.event, item.hop, rt);
+    }
+
+    /// Sent by anti-entropy: decided on the exact record, not forwarded.
+    fn on_repair<R: Runtime + ?Sized>(
+        &mut self,
+        now: Time,
+        from: PeerId,
+        item: &EventItem,
+        rt: &mut R,
+    ) {
+        if self.seen(now, item.event.id, false)
+            || !self.accept(now, &item.event, item.hop, from, false)
+        {
+            return;
         }
-        self.deliver_local(now, event, item.hop, rt);
+        self.stats.repairs_received += 1;
+        self.deliver_local(now, &item.event, item.hop, rt);
     }
 
     fn note_parent(&mut self, now: Time, p: PeerId) {
@@ -245,7 +314,7 @@ impl Node {
             let event: Arc<_> = stored.event.clone();
             let hop = stored.hop.saturating_add(1);
             self.stats.repairs_sent += 1;
-            self.queue(from, event_item(&event, hop, true, true));
+            self.queue(from, event_item(&event, hop, Route::GraftAnswer));
         }
     }
 }

@@ -14,10 +14,22 @@ use super::Node;
 use super::overlay::event_item;
 use crate::event::Origin;
 use crate::membership::PeerId;
-use crate::message::{Digest, EventItem, Item, OriginRepair};
+use crate::message::{Digest, EventItem, Item, OriginRepair, Route};
 use crate::records::MAX_SEQ;
 use crate::runtime::{FlushReason, Runtime, Timer};
 use crate::time::Time;
+
+/// One digest's answer as it is put together.
+struct RepairAnswer {
+    /// The asker.
+    to: PeerId,
+    /// Events before this are of no use to it.
+    since: Time,
+    /// Event bytes still allowed in the answer.
+    budget: usize,
+    /// What it will not get, per origin.
+    infos: Vec<OriginRepair>,
+}
 
 impl Node {
     pub(super) fn schedule_sync<R: Runtime + ?Sized>(&mut self, now: Time, rt: &mut R) {
@@ -46,8 +58,12 @@ impl Node {
 
     pub(super) fn on_digest(&mut self, now: Time, from: PeerId, d: &Digest) {
         let mut we_lack = false;
-        let mut budget = self.cfg.repair_budget_bytes;
-        let mut infos = Vec::new();
+        let mut answer = RepairAnswer {
+            to: from,
+            since: d.since,
+            budget: self.cfg.repair_budget_bytes,
+            infos: Vec::new(),
+        };
         let mut theirs = FxHashSet::default();
         for e in &d.origins {
             if e.watermark > MAX_SEQ {
@@ -59,15 +75,7 @@ impl Node {
                 if let Some(r) = self.records.get(self.origin)
                     && r.watermark() > e.watermark
                 {
-                    self.repair_origin(
-                        now,
-                        e.origin,
-                        e.watermark,
-                        d.since,
-                        &mut budget,
-                        from,
-                        &mut infos,
-                    );
+                    self.repair_origin(now, e.origin, e.watermark, &mut answer);
                 }
                 continue;
             }
@@ -86,15 +94,7 @@ impl Node {
                 rec.note_exists(e.watermark, now);
                 we_lack = true;
             } else if ours > e.watermark {
-                self.repair_origin(
-                    now,
-                    e.origin,
-                    e.watermark,
-                    d.since,
-                    &mut budget,
-                    from,
-                    &mut infos,
-                );
+                self.repair_origin(now, e.origin, e.watermark, &mut answer);
             }
             if let Some(m) = e.member {
                 self.records.learn_member(e.origin, m, now);
@@ -109,52 +109,53 @@ impl Node {
             .collect();
         unknown.sort_unstable();
         for o in unknown {
-            self.repair_origin(now, o, 0, d.since, &mut budget, from, &mut infos);
+            self.repair_origin(now, o, 0, &mut answer);
         }
         for event in self.registers.newer_than(&d.config) {
             self.queue(
                 from,
                 Item::Event(EventItem {
-                    relay: false,
-                    exact: true,
-                    state: true,
+                    route: Route::ConfigState,
                     hop: 1,
                     event,
                 }),
             );
         }
         we_lack |= self.registers.lacks_any(&d.config);
-        if !infos.is_empty() {
-            self.queue(from, Item::RepairInfo(infos));
+        if !answer.infos.is_empty() {
+            self.queue(from, Item::RepairInfo(answer.infos));
         }
         if we_lack && d.reply_wanted {
             self.send_digest(from, false);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Sends `origin`'s events the asker lacks above its watermark, as far
+    /// as the answer's byte budget goes, and notes what it will not get.
     fn repair_origin(
         &mut self,
         now: Time,
         origin: Origin,
         asker_watermark: u64,
-        since: Time,
-        budget: &mut usize,
-        to: PeerId,
-        infos: &mut Vec<OriginRepair>,
+        answer: &mut RepairAnswer,
     ) {
         let ours = self.records.watermark(origin);
         let fresh_after = now.saturating_sub(self.cfg.repair_grace);
-        let plan =
-            self.retention
-                .plan_repair(origin, asker_watermark, since, ours, *budget, fresh_after);
-        *budget -= plan.bytes;
+        let plan = self.retention.plan_repair(
+            origin,
+            asker_watermark,
+            answer.since,
+            ours,
+            answer.budget,
+            fresh_after,
+        );
+        answer.budget -= plan.bytes;
         for stored in plan.events {
             self.stats.repairs_sent += 1;
             let hop = stored.hop.saturating_add(1);
-            self.queue(to, event_item(&stored.event, hop, false, true));
+            self.queue(answer.to, event_item(&stored.event, hop, Route::Repair));
         }
-        infos.extend(plan.info);
+        answer.infos.extend(plan.info);
     }
 
     /// A peer says how far this node may cover each origin without the

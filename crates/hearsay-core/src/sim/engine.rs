@@ -1,6 +1,7 @@
 //! The simulation loop: pops the earliest action, hands it to the node it
 //! concerns (the real [`Node`], not a model of it), repeats.
 
+use crate::message::Inbound;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -192,7 +193,16 @@ impl Sim {
                     me: node.id(),
                     origin: node.origin(),
                 };
-                node.receive(now, from, sender_origin, bytes, items, &mut rt);
+                node.receive(
+                    now,
+                    Inbound {
+                        from,
+                        sender_origin,
+                        frame_len: bytes,
+                        items,
+                    },
+                    &mut rt,
+                );
             }
             Action::Timer {
                 node: i,

@@ -1,6 +1,7 @@
 //! Node tests: anti-entropy.
 
 use super::*;
+use crate::message::Inbound;
 
 #[test]
 fn an_event_missed_behind_a_cut_link_is_repaired_by_anti_entropy() {
@@ -124,7 +125,16 @@ fn a_gap_nobody_can_fill_is_flushed_after_its_timeout() {
     n.apply_membership(T0, &members(&[0, 1]), &mut fx);
     // Seq 2 arrives, seq 1 never does.
     let ev = event(origin_of(1), 2, T0, "k");
-    n.receive(T0, PeerId(1), origin_of(1), 60, vec![direct(&ev)], &mut fx);
+    n.receive(
+        T0,
+        Inbound {
+            from: PeerId(1),
+            sender_origin: origin_of(1),
+            frame_len: 60,
+            items: vec![direct(&ev)],
+        },
+        &mut fx,
+    );
     fx.clear();
     n.timer(
         T0 + Duration::from_secs(2),

@@ -2,10 +2,11 @@
 //! buggy can send anything the codec can express; the node must not panic,
 //! wrap or lock out a well-behaved origin.
 
+use crate::message::Inbound;
 use proptest::prelude::*;
 
 use super::*;
-use crate::message::{DigestEntry, OriginRepair};
+use crate::message::{DigestEntry, OriginRepair, Route};
 use crate::records::MAX_SEQ;
 
 const HOSTILE: u64 = 1;
@@ -35,14 +36,22 @@ fn origin() -> impl Strategy<Value = Origin> + Clone {
     .prop_filter("not the honest origin", |o| *o != origin_of(HONEST))
 }
 
+fn route() -> impl Strategy<Value = Route> {
+    prop_oneof![
+        Just(Route::Push),
+        Just(Route::TreeRelay),
+        Just(Route::GraftAnswer),
+        Just(Route::Repair),
+        Just(Route::ConfigState),
+    ]
+}
+
 fn item() -> impl Strategy<Value = Item> {
     let id = || (origin(), seq()).prop_map(|(origin, seq)| EventId { origin, seq });
     prop_oneof![
-        (id(), any::<u8>(), any::<[bool; 3]>()).prop_map(|(id, hop, [relay, exact, state])| {
+        (id(), any::<u8>(), route()).prop_map(|(id, hop, route)| {
             Item::Event(EventItem {
-                relay,
-                exact,
-                state,
+                route,
                 hop,
                 event: Arc::new(Event {
                     id,
@@ -109,11 +118,11 @@ proptest! {
         let mut fx = Vec::new();
         n.apply_membership(T0, &members(&[0, HOSTILE, HONEST]), &mut fx);
         n.start(T0, &mut fx);
-        n.receive(T0, PeerId(HONEST), origin_of(HONEST), 60, vec![honest(1, T0)], &mut fx);
+        n.receive(T0, Inbound { from: PeerId(HONEST), sender_origin: origin_of(HONEST), frame_len: 60, items: vec![honest(1, T0)] }, &mut fx);
         let mut now = T0;
         for items in frames {
             now = now + Duration::from_millis(10);
-            n.receive(now, PeerId(HOSTILE), Origin(0xbad), 60, items, &mut fx);
+            n.receive(now, Inbound { from: PeerId(HOSTILE), sender_origin: Origin(0xbad), frame_len: 60, items }, &mut fx);
         }
         // Through gap timeouts and forgetting, then the honest origin goes on.
         for _ in 0..70 {
@@ -122,7 +131,7 @@ proptest! {
         }
         fx.clear();
         for s in 2..=4 {
-            n.receive(now, PeerId(HONEST), origin_of(HONEST), 60, vec![honest(s, now)], &mut fx);
+            n.receive(now, Inbound { from: PeerId(HONEST), sender_origin: origin_of(HONEST), frame_len: 60, items: vec![honest(s, now)] }, &mut fx);
         }
         let got = delivered(&fx);
         prop_assert_eq!(got.len(), 3, "honest events delivered: {:?}", got);
@@ -162,7 +171,16 @@ fn numbers_above_max_seq_are_counted_and_ignored() {
             lost: true,
         }]),
     ];
-    n.receive(T0, PeerId(1), Origin(9), 60, items, &mut fx);
+    n.receive(
+        T0,
+        Inbound {
+            from: PeerId(1),
+            sender_origin: Origin(9),
+            frame_len: 60,
+            items,
+        },
+        &mut fx,
+    );
     assert_eq!(n.stats().implausible_numbers, 4);
     assert_eq!(n.records.watermark(o), 0);
     assert!(n.records.get(o).is_none_or(|r| r.known_max() == 0));
@@ -170,10 +188,12 @@ fn numbers_above_max_seq_are_counted_and_ignored() {
     fx.clear();
     n.receive(
         T0,
-        PeerId(1),
-        Origin(9),
-        60,
-        vec![direct(&event(o, 1, T0, "k"))],
+        Inbound {
+            from: PeerId(1),
+            sender_origin: Origin(9),
+            frame_len: 60,
+            items: vec![direct(&event(o, 1, T0, "k"))],
+        },
         &mut fx,
     );
     assert_eq!(delivered(&fx).len(), 1);

@@ -1,6 +1,7 @@
 //! Node tests: membership.
 
 use super::*;
+use crate::message::Inbound;
 
 #[test]
 fn a_departed_peers_origin_is_forgotten_after_retention() {
@@ -13,7 +14,16 @@ fn a_departed_peers_origin_is_forgotten_after_retention() {
     n.apply_membership(T0, &members(&[0, 1, 2]), &mut fx);
     n.start(T0, &mut fx);
     let ev = event(origin_of(1), 1, T0, "k");
-    n.receive(T0, PeerId(1), origin_of(1), 60, vec![direct(&ev)], &mut fx);
+    n.receive(
+        T0,
+        Inbound {
+            from: PeerId(1),
+            sender_origin: origin_of(1),
+            frame_len: 60,
+            items: vec![direct(&ev)],
+        },
+        &mut fx,
+    );
     let before = n.origins_known();
     let update = MembershipUpdate::between(
         n.members(),
@@ -45,8 +55,26 @@ fn a_restarted_peer_has_a_new_origin_and_its_old_one_is_retired() {
     let mut fx = Vec::new();
     n.apply_membership(T0, &members(&[0, 1]), &mut fx);
     n.start(T0, &mut fx);
-    n.receive(T0, PeerId(1), Origin(77), 40, vec![Item::Prune], &mut fx);
-    n.receive(T0, PeerId(1), Origin(78), 40, vec![Item::Prune], &mut fx);
+    n.receive(
+        T0,
+        Inbound {
+            from: PeerId(1),
+            sender_origin: Origin(77),
+            frame_len: 40,
+            items: vec![Item::Prune],
+        },
+        &mut fx,
+    );
+    n.receive(
+        T0,
+        Inbound {
+            from: PeerId(1),
+            sender_origin: Origin(78),
+            frame_len: 40,
+            items: vec![Item::Prune],
+        },
+        &mut fx,
+    );
     n.timer(
         T0 + Duration::from_secs(6),
         Timer::SyncWithRandomPeer,

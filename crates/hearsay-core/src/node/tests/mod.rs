@@ -2,10 +2,11 @@
 //! small [`Cluster`] routes sends between nodes synchronously, with links
 //! that can be cut, to test exchanges without the simulator's network.
 
+use crate::message::Inbound;
 use std::collections::VecDeque;
 
 use super::*;
-use crate::message::{Announcement, EventItem};
+use crate::message::{Announcement, EventItem, Route};
 use crate::ratelimit::RateSpec;
 use crate::runtime::Effect;
 
@@ -82,9 +83,7 @@ fn event(origin: Origin, seq: u64, published_at: Time, key: &str) -> Arc<Event> 
 
 fn relay(ev: &Arc<Event>, hop: u8) -> Item {
     Item::Event(EventItem {
-        relay: true,
-        exact: false,
-        state: false,
+        route: Route::TreeRelay,
         hop,
         event: ev.clone(),
     })
@@ -92,9 +91,7 @@ fn relay(ev: &Arc<Event>, hop: u8) -> Item {
 
 fn direct(ev: &Arc<Event>) -> Item {
     Item::Event(EventItem {
-        relay: false,
-        exact: false,
-        state: false,
+        route: Route::Push,
         hop: 1,
         event: ev.clone(),
     })
@@ -210,10 +207,12 @@ impl Cluster {
             let mut fx = Vec::new();
             self.nodes[to].receive(
                 self.now,
-                PeerId(from as u64),
-                sender_origin,
-                bytes,
-                items,
+                Inbound {
+                    from: PeerId(from as u64),
+                    sender_origin,
+                    frame_len: bytes,
+                    items,
+                },
                 &mut fx,
             );
             self.collect(to, fx);

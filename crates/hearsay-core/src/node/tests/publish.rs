@@ -25,7 +25,7 @@ fn a_publish_in_a_small_cluster_is_pushed_once_to_every_peer() {
         let Item::Event(ev) = &items[0] else {
             panic!("expected an event, got {items:?}")
         };
-        assert_eq!((ev.hop, ev.relay, ev.exact), (1, false, false));
+        assert_eq!((ev.hop, ev.route), (1, crate::message::Route::Push));
         assert_eq!(ev.event.id, id);
     }
     assert!(

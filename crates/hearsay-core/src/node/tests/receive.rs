@@ -1,6 +1,7 @@
 //! Node tests: receiving.
 
 use super::*;
+use crate::message::Inbound;
 
 #[test]
 fn an_event_is_delivered_once_and_a_duplicate_is_suppressed() {
@@ -13,10 +14,12 @@ fn an_event_is_delivered_once_and_a_duplicate_is_suppressed() {
     let mut fx = Vec::new();
     c.nodes[1].receive(
         c.now,
-        PeerId(0),
-        origin_of(0),
-        100,
-        vec![direct(&ev)],
+        Inbound {
+            from: PeerId(0),
+            sender_origin: origin_of(0),
+            frame_len: 100,
+            items: vec![direct(&ev)],
+        },
         &mut fx,
     );
     assert!(delivered(&fx).is_empty());
@@ -30,19 +33,23 @@ fn frames_from_itself_and_events_claiming_its_origin_are_ignored() {
     let forged = event(origin_of(0), 7, T0, "k");
     n.receive(
         T0,
-        PeerId(0),
-        origin_of(0),
-        50,
-        vec![direct(&forged)],
+        Inbound {
+            from: PeerId(0),
+            sender_origin: origin_of(0),
+            frame_len: 50,
+            items: vec![direct(&forged)],
+        },
         &mut fx,
     );
     assert_eq!(n.stats().frames_in, 0);
     n.receive(
         T0,
-        PeerId(1),
-        origin_of(1),
-        50,
-        vec![direct(&forged)],
+        Inbound {
+            from: PeerId(1),
+            sender_origin: origin_of(1),
+            frame_len: 50,
+            items: vec![direct(&forged)],
+        },
         &mut fx,
     );
     assert!(delivered(&fx).is_empty());
@@ -60,7 +67,16 @@ fn an_invalid_event_from_a_peer_is_counted_and_dropped() {
         published_at: T0,
         body: EventBody::Invalidate(Invalidation::default()),
     });
-    n.receive(T0, PeerId(1), origin_of(1), 50, vec![direct(&bad)], &mut fx);
+    n.receive(
+        T0,
+        Inbound {
+            from: PeerId(1),
+            sender_origin: origin_of(1),
+            frame_len: 50,
+            items: vec![direct(&bad)],
+        },
+        &mut fx,
+    );
     assert!(delivered(&fx).is_empty());
     assert_eq!(n.stats().events_invalid, 1);
 }
@@ -88,10 +104,12 @@ fn events_published_before_the_node_started_are_not_delivered_but_config_is() {
     });
     n.receive(
         start,
-        PeerId(1),
-        origin_of(1),
-        50,
-        vec![direct(&old), direct(&cfg_write)],
+        Inbound {
+            from: PeerId(1),
+            sender_origin: origin_of(1),
+            frame_len: 50,
+            items: vec![direct(&old), direct(&cfg_write)],
+        },
         &mut fx,
     );
     assert_eq!(delivered(&fx), vec![cfg_write.id]);
@@ -112,10 +130,28 @@ fn inbound_frames_over_a_peers_limit_are_dropped_and_counted_without_affecting_o
     let mut fx = Vec::new();
     for seq in 1..=5 {
         let ev = event(origin_of(1), seq, T0, "k");
-        n.receive(T0, PeerId(1), origin_of(1), 60, vec![direct(&ev)], &mut fx);
+        n.receive(
+            T0,
+            Inbound {
+                from: PeerId(1),
+                sender_origin: origin_of(1),
+                frame_len: 60,
+                items: vec![direct(&ev)],
+            },
+            &mut fx,
+        );
     }
     let ev = event(origin_of(2), 1, T0, "k");
-    n.receive(T0, PeerId(2), origin_of(2), 60, vec![direct(&ev)], &mut fx);
+    n.receive(
+        T0,
+        Inbound {
+            from: PeerId(2),
+            sender_origin: origin_of(2),
+            frame_len: 60,
+            items: vec![direct(&ev)],
+        },
+        &mut fx,
+    );
     assert_eq!(n.stats().frames_in, 3);
     assert_eq!(n.stats().frames_rate_limited_in, 3);
     assert_eq!(delivered(&fx).len(), 3);
@@ -131,7 +167,16 @@ fn inbound_bytes_over_a_peers_limit_are_dropped_and_counted() {
     let mut fx = Vec::new();
     for seq in 1..=3 {
         let ev = event(origin_of(1), seq, T0, "k");
-        n.receive(T0, PeerId(1), origin_of(1), 600, vec![direct(&ev)], &mut fx);
+        n.receive(
+            T0,
+            Inbound {
+                from: PeerId(1),
+                sender_origin: origin_of(1),
+                frame_len: 600,
+                items: vec![direct(&ev)],
+            },
+            &mut fx,
+        );
     }
     assert_eq!(n.stats().frames_in, 1);
     assert_eq!(n.stats().bytes_rate_limited_in, 1200);

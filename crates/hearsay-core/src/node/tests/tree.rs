@@ -1,6 +1,7 @@
 //! Node tests: the broadcast tree.
 
 use super::*;
+use crate::message::Inbound;
 
 fn tree_node(view_max: usize) -> (Node, Vec<Effect>) {
     let cfg = NodeConfig {
@@ -21,28 +22,34 @@ fn a_duplicate_over_the_tree_prunes_the_link_but_not_the_parent() {
     let (mut n, mut fx) = tree_node(8);
     n.receive(
         T0,
-        PeerId(2),
-        origin_of(2),
-        40,
-        vec![Item::Neighbor],
+        Inbound {
+            from: PeerId(2),
+            sender_origin: origin_of(2),
+            frame_len: 40,
+            items: vec![Item::Neighbor],
+        },
         &mut fx,
     );
     assert_eq!(n.link(PeerId(2)), Some(Link::Eager));
     let ev = event(origin_of(9), 1, T0, "k");
     n.receive(
         T0,
-        PeerId(1),
-        origin_of(1),
-        60,
-        vec![relay(&ev, 1)],
+        Inbound {
+            from: PeerId(1),
+            sender_origin: origin_of(1),
+            frame_len: 60,
+            items: vec![relay(&ev, 1)],
+        },
         &mut fx,
     );
     n.receive(
         T0,
-        PeerId(2),
-        origin_of(2),
-        60,
-        vec![relay(&ev, 2)],
+        Inbound {
+            from: PeerId(2),
+            sender_origin: origin_of(2),
+            frame_len: 60,
+            items: vec![relay(&ev, 2)],
+        },
         &mut fx,
     );
     assert_eq!(n.link(PeerId(2)), Some(Link::Lazy));
@@ -54,10 +61,12 @@ fn a_duplicate_over_the_tree_prunes_the_link_but_not_the_parent() {
     // The parent sends a duplicate of something it just relayed: kept.
     n.receive(
         T0,
-        PeerId(1),
-        origin_of(1),
-        60,
-        vec![relay(&ev, 1)],
+        Inbound {
+            from: PeerId(1),
+            sender_origin: origin_of(1),
+            frame_len: 60,
+            items: vec![relay(&ev, 1)],
+        },
         &mut fx,
     );
     assert_eq!(n.link(PeerId(1)), Some(Link::Eager));
@@ -65,10 +74,12 @@ fn a_duplicate_over_the_tree_prunes_the_link_but_not_the_parent() {
     let later = T0 + Duration::from_secs(10);
     n.receive(
         later,
-        PeerId(1),
-        origin_of(1),
-        60,
-        vec![relay(&ev, 1)],
+        Inbound {
+            from: PeerId(1),
+            sender_origin: origin_of(1),
+            frame_len: 60,
+            items: vec![relay(&ev, 1)],
+        },
         &mut fx,
     );
     assert_eq!(n.link(PeerId(1)), Some(Link::Lazy));
@@ -80,32 +91,47 @@ fn a_new_event_goes_to_eager_peers_and_is_announced_to_lazy_ones_in_one_batch() 
     let mut setup = Vec::new();
     n.receive(
         T0,
-        PeerId(3),
-        origin_of(3),
-        40,
-        vec![Item::Neighbor],
+        Inbound {
+            from: PeerId(3),
+            sender_origin: origin_of(3),
+            frame_len: 40,
+            items: vec![Item::Neighbor],
+        },
         &mut setup,
     );
     n.receive(
         T0,
-        PeerId(4),
-        origin_of(4),
-        40,
-        vec![Item::Prune],
+        Inbound {
+            from: PeerId(4),
+            sender_origin: origin_of(4),
+            frame_len: 40,
+            items: vec![Item::Prune],
+        },
         &mut setup,
     );
     n.receive(
         T0,
-        PeerId(4),
-        origin_of(4),
-        40,
-        vec![Item::IHave(vec![])],
+        Inbound {
+            from: PeerId(4),
+            sender_origin: origin_of(4),
+            frame_len: 40,
+            items: vec![Item::IHave(vec![])],
+        },
         &mut setup,
     );
     assert_eq!(n.link(PeerId(4)), Some(Link::Lazy));
     let evs: Vec<_> = (1..=3).map(|s| event(origin_of(9), s, T0, "k")).collect();
     for ev in &evs {
-        n.receive(T0, PeerId(1), origin_of(1), 60, vec![relay(ev, 1)], &mut fx);
+        n.receive(
+            T0,
+            Inbound {
+                from: PeerId(1),
+                sender_origin: origin_of(1),
+                frame_len: 60,
+                items: vec![relay(ev, 1)],
+            },
+            &mut fx,
+        );
     }
     let to3: usize = sends(&fx)
         .iter()
@@ -142,10 +168,12 @@ fn an_announced_event_that_does_not_arrive_is_grafted_from_the_announcer() {
     };
     n.receive(
         T0,
-        PeerId(2),
-        origin_of(2),
-        40,
-        vec![Item::IHave(vec![Announcement { id, hop: 3 }])],
+        Inbound {
+            from: PeerId(2),
+            sender_origin: origin_of(2),
+            frame_len: 40,
+            items: vec![Item::IHave(vec![Announcement { id, hop: 3 }])],
+        },
         &mut fx,
     );
     let (at, timer) = timers(&fx)
@@ -165,10 +193,12 @@ fn an_announced_event_that_does_not_arrive_is_grafted_from_the_announcer() {
     let ev = event(origin_of(9), 1, T0, "k");
     n.receive(
         at,
-        PeerId(2),
-        origin_of(2),
-        60,
-        vec![relay(&ev, 3)],
+        Inbound {
+            from: PeerId(2),
+            sender_origin: origin_of(2),
+            frame_len: 60,
+            items: vec![relay(&ev, 3)],
+        },
         &mut out,
     );
     let mut none = Vec::new();
@@ -182,20 +212,33 @@ fn a_graft_is_answered_with_the_event_and_makes_the_link_eager() {
     let ev = event(origin_of(9), 1, T0, "k");
     n.receive(
         T0,
-        PeerId(1),
-        origin_of(1),
-        60,
-        vec![relay(&ev, 1)],
+        Inbound {
+            from: PeerId(1),
+            sender_origin: origin_of(1),
+            frame_len: 60,
+            items: vec![relay(&ev, 1)],
+        },
         &mut fx,
     );
-    n.receive(T0, PeerId(3), origin_of(3), 40, vec![Item::Prune], &mut fx);
+    n.receive(
+        T0,
+        Inbound {
+            from: PeerId(3),
+            sender_origin: origin_of(3),
+            frame_len: 40,
+            items: vec![Item::Prune],
+        },
+        &mut fx,
+    );
     let mut out = Vec::new();
     n.receive(
         T0,
-        PeerId(3),
-        origin_of(3),
-        40,
-        vec![Item::Graft(vec![ev.id])],
+        Inbound {
+            from: PeerId(3),
+            sender_origin: origin_of(3),
+            frame_len: 40,
+            items: vec![Item::Graft(vec![ev.id])],
+        },
         &mut out,
     );
     assert_eq!(n.link(PeerId(3)), Some(Link::Eager));
@@ -203,7 +246,7 @@ fn a_graft_is_answered_with_the_event_and_makes_the_link_eager() {
     let Item::Event(item) = &answer[0].1[0] else {
         panic!("expected the event")
     };
-    assert!(item.relay && item.exact);
+    assert_eq!(item.route, crate::message::Route::GraftAnswer);
     assert_eq!(item.hop, 2);
 }
 
@@ -212,27 +255,33 @@ fn a_full_view_refuses_new_neighbours() {
     let (mut n, mut fx) = tree_node(2);
     n.receive(
         T0,
-        PeerId(1),
-        origin_of(1),
-        40,
-        vec![Item::Neighbor],
+        Inbound {
+            from: PeerId(1),
+            sender_origin: origin_of(1),
+            frame_len: 40,
+            items: vec![Item::Neighbor],
+        },
         &mut fx,
     );
     n.receive(
         T0,
-        PeerId(2),
-        origin_of(2),
-        40,
-        vec![Item::Neighbor],
+        Inbound {
+            from: PeerId(2),
+            sender_origin: origin_of(2),
+            frame_len: 40,
+            items: vec![Item::Neighbor],
+        },
         &mut fx,
     );
     fx.clear();
     n.receive(
         T0,
-        PeerId(3),
-        origin_of(3),
-        40,
-        vec![Item::Neighbor],
+        Inbound {
+            from: PeerId(3),
+            sender_origin: origin_of(3),
+            frame_len: 40,
+            items: vec![Item::Neighbor],
+        },
         &mut fx,
     );
     assert_eq!(n.link(PeerId(3)), None);
