@@ -333,10 +333,7 @@ fn hearsay_accepts_the_settings_the_chart_gives_it() {
     let args = s["args"].as_sequence().unwrap();
     assert_eq!(args[0], "run");
     assert_eq!(args[1], "--config");
-    let run = hearsay::settings::RunArgs {
-        config: Some(file),
-        ..Default::default()
-    };
+    let run = hearsay::settings::RunArgs::parse_from(["--config", file.to_str().unwrap()]).unwrap();
     let settings = hearsay::settings::Settings::resolve(&run, &|k| env.get(k).cloned())
         .unwrap_or_else(|e| panic!("hearsay refuses the chart's settings: {e}"));
     assert_eq!(

@@ -137,9 +137,83 @@ async fn a_bad_setting_exits_64_and_names_it() {
     .await;
     assert_eq!(out.status.code(), Some(64));
     assert!(
-        text(&out.stderr).contains("--webhook-url"),
+        text(&out.stderr).contains("webhook_url (settings file)"),
         "{}",
         text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn print_settings_names_each_value_and_its_source() {
+    let dir = test_dir("cli-print-settings");
+    let file = dir.join("hearsay.toml");
+    std::fs::write(&file, "retention = \"45s\"\nreplay_window_ms = 60000\n").unwrap();
+    let out = hearsay(
+        &[
+            "run",
+            "--insecure",
+            "--config",
+            file.to_str().unwrap(),
+            "--api-addr",
+            "127.0.0.1:7171",
+            "--print-settings",
+            "--json",
+        ],
+        &[
+            ("HEARSAY_PUBLISH_RATE", "700"),
+            ("HEARSAY_API_TOKEN", "s3cret-token"),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains("s3cret-token"),
+        "a secret is printed: {stdout}"
+    );
+    let all: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let pair = |name: &str| (all[name]["value"].clone(), all[name]["source"].clone());
+    use serde_json::json;
+    assert_eq!(pair("api_addr"), (json!("127.0.0.1:7171"), json!("flag")));
+    assert_eq!(pair("publish_rate"), (json!(700), json!("env")));
+    assert_eq!(pair("retention"), (json!("45s"), json!("file")));
+    assert_eq!(pair("replay_window"), (json!("60000ms"), json!("file")));
+    assert_eq!(
+        pair("metrics_addr"),
+        (json!("0.0.0.0:9464"), json!("default"))
+    );
+    assert_eq!(pair("insecure"), (json!(true), json!("flag")));
+    assert_eq!(pair("api_token"), (json!("<redacted>"), json!("env")));
+    assert_eq!(
+        all.as_object().unwrap().len(),
+        hearsay::settings::declared::ALL.len()
+    );
+    assert!(
+        text(&out.stderr).contains("replay_window_ms is deprecated"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Two bad settings from two sources: both reported, exit 64, nothing starts.
+    let out = hearsay(
+        &[
+            "run",
+            "--insecure",
+            "--config",
+            file.to_str().unwrap(),
+            "--publish-rate",
+            "0",
+        ],
+        &[("HEARSAY_WEBHOOK_TIMEOUT", "soon")],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(64));
+    let err = text(&out.stderr);
+    assert!(err.contains("2 invalid settings"), "{err}");
+    assert!(
+        err.contains("--publish-rate") && err.contains("HEARSAY_WEBHOOK_TIMEOUT"),
+        "{err}"
     );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,126 +1,101 @@
-//! The flags of `hearsay run`. Every flag is optional here: what is not
-//! given falls through to the environment, the settings file, and the
-//! default (see [`super::Settings::resolve`]).
+//! The flags of `hearsay run`, built from the declaration: one flag per
+//! setting that may be given as one, with its variable and default in the
+//! help. Flags are kept as text here; [`super::Settings::resolve`] parses
+//! them with the environment and the file, so all errors come together.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::collections::BTreeMap;
 
-use clap::Args;
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Command, FromArgMatches};
 
-use super::{DiscoveryMode, HumanDuration, LogFormat};
+use super::declared::{self, Kind};
 
-#[derive(Debug, Default, Clone, Args)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RunArgs {
-    /// This node's name in logs and the API [env: HEARSAY_NODE_NAME, else POD_NAME, else the hostname]
-    #[arg(long)]
-    pub node_name: Option<String>,
-    /// Gossip listener [env: HEARSAY_GOSSIP_ADDR] [default: 0.0.0.0:7946]
-    #[arg(long)]
-    pub gossip_addr: Option<SocketAddr>,
-    /// Address peers reach this node at [env: HEARSAY_ADVERTISE_ADDR] [default: POD_IP and the gossip port]
-    #[arg(long)]
-    pub advertise_addr: Option<SocketAddr>,
-    /// Local API listener [env: HEARSAY_API_ADDR] [default: 127.0.0.1:7070]
-    #[arg(long)]
-    pub api_addr: Option<SocketAddr>,
-    /// Metrics and probes listener [env: HEARSAY_METRICS_ADDR] [default: 0.0.0.0:9464]
-    #[arg(long)]
-    pub metrics_addr: Option<SocketAddr>,
-    /// Where the app receives events [env: HEARSAY_WEBHOOK_URL] [default: http://127.0.0.1:8080/hearsay]
-    #[arg(long)]
-    pub webhook_url: Option<String>,
-    /// App path that answers 2xx once it is ready; until then events wait [env: HEARSAY_WEBHOOK_PROBE_PATH]
-    #[arg(long)]
-    pub webhook_probe_path: Option<String>,
-    /// Timeout of one webhook request [env: HEARSAY_WEBHOOK_TIMEOUT] [default: 5s]
-    #[arg(long)]
-    pub webhook_timeout: Option<HumanDuration>,
-    /// How long a ready app may keep failing before pending events become a flush [env: HEARSAY_WEBHOOK_RETRY_BUDGET] [default: 60s]
-    #[arg(long)]
-    pub webhook_retry_budget: Option<HumanDuration>,
-    /// How peers are found: static or kubernetes [env: HEARSAY_DISCOVERY] [default: static]
-    #[arg(long)]
-    pub discovery: Option<DiscoveryMode>,
-    /// Label selector of the app's pods, e.g. app=orders [env: HEARSAY_K8S_SELECTOR]
-    #[arg(long)]
-    pub k8s_selector: Option<String>,
-    /// Namespace to watch [env: HEARSAY_K8S_NAMESPACE] [default: POD_NAMESPACE, then the service account's namespace]
-    #[arg(long)]
-    pub k8s_namespace: Option<String>,
-    /// Name of the container port peers gossip on [env: HEARSAY_K8S_GOSSIP_PORT_NAME] [default: gossip]
-    #[arg(long)]
-    pub k8s_gossip_port_name: Option<String>,
-    /// pods, or endpointslices of --k8s-service [env: HEARSAY_K8S_MODE] [default: pods]
-    #[arg(long)]
-    pub k8s_mode: Option<String>,
-    /// The headless Service whose EndpointSlices list the peers [env: HEARSAY_K8S_SERVICE]
-    #[arg(long)]
-    pub k8s_service: Option<String>,
-    /// Comma-separated host:port of the peers; may include this node [env: HEARSAY_PEERS]
-    #[arg(long)]
-    pub peers: Option<String>,
-    /// File of host:port lines, re-read when it changes [env: HEARSAY_PEERS_FILE]
-    #[arg(long)]
-    pub peers_file: Option<PathBuf>,
-    /// File holding the gossip key (a mounted Secret) [env: HEARSAY_GOSSIP_KEY_FILE, or the key itself in HEARSAY_GOSSIP_KEY]
-    #[arg(long)]
-    pub gossip_key_file: Option<PathBuf>,
-    /// A second accepted key, for rotation [env: HEARSAY_GOSSIP_SECONDARY_KEY_FILE]
-    #[arg(long)]
-    pub gossip_secondary_key_file: Option<PathBuf>,
-    /// Run without a gossip key (local experiments only) [env: HEARSAY_INSECURE]
-    #[arg(long)]
-    pub insecure: bool,
-    /// Bearer token the local API requires [env: HEARSAY_API_TOKEN]
-    #[arg(long, hide_env_values = true)]
-    pub api_token: Option<String>,
-    /// Settings file, TOML or YAML [env: HEARSAY_CONFIG]
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Log format: text or json [env: HEARSAY_LOG_FORMAT] [default: text]
-    #[arg(long)]
-    pub log_format: Option<LogFormat>,
-    /// Also deliver this node's own publications to its app [env: HEARSAY_DELIVER_OWN]
-    #[arg(long)]
-    pub deliver_own: bool,
-    /// Accept frames from peers outside the discovered membership [env: HEARSAY_ALLOW_UNKNOWN_PEERS]
-    #[arg(long)]
-    pub allow_unknown_peers: bool,
-    /// How long shutdown may take to send and deliver what is queued [env: HEARSAY_SHUTDOWN_GRACE] [default: 10s]
-    #[arg(long)]
-    pub shutdown_grace: Option<HumanDuration>,
-    /// Largest gossip frame accepted or sent [env: HEARSAY_MAX_FRAME_BYTES] [default: 1048576]
-    #[arg(long)]
-    pub max_frame_bytes: Option<usize>,
-    /// Local publishes per second [env: HEARSAY_PUBLISH_RATE] [default: 50000]
-    #[arg(long)]
-    pub publish_rate: Option<u32>,
-    /// Up to this many peers events are pushed directly; above, the tree [env: HEARSAY_DIRECT_PUSH_MAX_PEERS] [default: 32]
-    #[arg(long)]
-    pub direct_push_max_peers: Option<usize>,
-    /// Anti-entropy period [env: HEARSAY_ANTI_ENTROPY_INTERVAL] [default: 1s]
-    #[arg(long)]
-    pub anti_entropy_interval: Option<HumanDuration>,
-    /// How long events are kept for repairs [env: HEARSAY_RETENTION] [default: 30s]
-    #[arg(long)]
-    pub retention: Option<HumanDuration>,
-    /// How long a gap may stay open before the app gets a flush [env: HEARSAY_GAP_FLUSH_AFTER] [default: the retention]
-    #[arg(long)]
-    pub gap_flush_after: Option<HumanDuration>,
-    /// Inbound frames per second accepted from one peer [env: HEARSAY_INBOUND_FRAMES_PER_SECOND] [default: 50000]
-    #[arg(long)]
-    pub inbound_frames_per_second: Option<u32>,
-    /// Send the app one flush of every cache at start, covering whatever it
-    /// missed while this sidecar was down [env: HEARSAY_FLUSH_ON_START] [default: true]
-    #[arg(long)]
-    pub flush_on_start: Option<bool>,
-    /// Test aid: drop this share of outbound frames (0..1) [env: HEARSAY_FAULT_DROP_FRAMES]
-    #[arg(long, hide = true)]
-    pub fault_drop_frames: Option<f64>,
-    /// Test aid: never send to the gossip addresses listed in this file [env: HEARSAY_FAULT_BLOCK_FILE]
-    #[arg(long, hide = true)]
-    pub fault_block_file: Option<PathBuf>,
-    /// Write the bound addresses here as JSON once listening (for supervisors and tests) [env: HEARSAY_READY_FILE]
-    #[arg(long)]
-    pub ready_file: Option<PathBuf>,
+    /// Setting name → the text its flag was given.
+    pub flags: BTreeMap<&'static str, String>,
+    /// `--print-settings`: print what was resolved and exit.
+    pub print_settings: bool,
+    /// With `--print-settings`: as one JSON object.
+    pub json: bool,
+}
+
+impl RunArgs {
+    /// Parses `hearsay run`'s arguments (without `run`), for tests.
+    pub fn parse_from<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<RunArgs, clap::Error> {
+        let cmd = <RunArgs as clap::Args>::augment_args(Command::new("run"));
+        let matches = cmd.try_get_matches_from(std::iter::once("run").chain(args))?;
+        RunArgs::from_arg_matches(&matches)
+    }
+}
+
+fn help(s: &declared::Setting) -> String {
+    let mut h = format!("{} [env: {}]", s.doc, s.env());
+    if s.default.is_some() || s.otherwise != "none" {
+        h.push_str(&format!(
+            " [default: {}]",
+            s.default_text().replace('`', "")
+        ));
+    }
+    h
+}
+
+impl clap::Args for RunArgs {
+    fn augment_args(mut cmd: Command) -> Command {
+        for s in declared::ALL.iter().filter(|s| s.has_flag()) {
+            let mut arg = Arg::new(s.name)
+                .long(s.name.replace('_', "-"))
+                .help(help(s))
+                .hide(s.hidden)
+                .action(ArgAction::Set);
+            arg = match s.kind {
+                Kind::Bool => arg
+                    .num_args(0..=1)
+                    .default_missing_value("true")
+                    .value_name("BOOL"),
+                Kind::Duration { .. } => arg.value_name("DURATION"),
+                Kind::Count { .. } => arg.value_name("N"),
+                _ => arg.value_name(s.name.to_ascii_uppercase()),
+            };
+            cmd = cmd.arg(arg);
+        }
+        cmd.arg(
+            Arg::new("print_settings")
+                .long("print-settings")
+                .action(ArgAction::SetTrue)
+                .help("Print every resolved setting with its value and source, then exit"),
+        )
+        .arg(
+            Arg::new("json")
+                .long("json")
+                .action(ArgAction::SetTrue)
+                .requires("print_settings")
+                .help("With --print-settings: one JSON object keyed by setting name"),
+        )
+    }
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for RunArgs {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = BTreeMap::new();
+        for s in declared::ALL.iter().filter(|s| s.has_flag()) {
+            if m.value_source(s.name) == Some(ValueSource::CommandLine)
+                && let Some(v) = m.get_one::<String>(s.name)
+            {
+                flags.insert(s.name, v.clone());
+            }
+        }
+        Ok(RunArgs {
+            flags,
+            print_settings: m.get_flag("print_settings"),
+            json: m.get_flag("json"),
+        })
+    }
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
 }

@@ -118,14 +118,28 @@ fn bad(setting: &'static str, reason: impl Into<String>) -> SettingError {
 }
 
 impl NodeConfig {
-    /// Checks every setting's range and their relations.
+    /// Checks every setting's range and their relations; the first problem.
     pub fn validate(&self) -> Result<(), SettingError> {
-        if self.view_min == 0 {
-            return Err(bad("view_min", "must be at least 1"));
+        match self.problems().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        if self.view_max < self.view_min {
-            return Err(bad("view_max", "must be at least view_min"));
-        }
+    }
+
+    /// Every setting out of range, not only the first.
+    pub fn problems(&self) -> Vec<SettingError> {
+        let mut out = Vec::new();
+        let mut check = |ok: bool, setting: &'static str, reason: &str| {
+            if !ok {
+                out.push(bad(setting, reason));
+            }
+        };
+        check(self.view_min > 0, "view_min", "must be at least 1");
+        check(
+            self.view_max >= self.view_min,
+            "view_max",
+            "must be at least view_min",
+        );
         for (name, d) in [
             ("anti_entropy_interval", self.anti_entropy_interval),
             ("retention", self.retention),
@@ -134,36 +148,41 @@ impl NodeConfig {
             ("graft_retry", self.graft_retry),
             ("lazy_flush_interval", self.lazy_flush_interval),
         ] {
-            if d.is_zero() {
-                return Err(bad(name, "must be greater than zero"));
-            }
+            check(!d.is_zero(), name, "must be greater than zero");
         }
-        if self.bloom.window.is_zero() {
-            return Err(bad("dedup_window", "must be greater than zero"));
-        }
-        if self.bloom.capacity == 0 {
-            return Err(bad("dedup_capacity", "must be at least 1"));
-        }
-        if !(self.bloom.fp_target > 0.0 && self.bloom.fp_target < 1.0) {
-            return Err(bad("dedup_fp_rate", "must be between 0 and 1"));
-        }
+        check(
+            !self.bloom.window.is_zero(),
+            "dedup_window",
+            "must be greater than zero",
+        );
+        check(
+            self.bloom.capacity > 0,
+            "dedup_capacity",
+            "must be at least 1",
+        );
+        check(
+            self.bloom.fp_target > 0.0 && self.bloom.fp_target < 1.0,
+            "dedup_fp_rate",
+            "must be between 0 and 1",
+        );
+        check(
+            self.max_out_of_order > 0,
+            "max_out_of_order",
+            "must be at least 1",
+        );
         let max_event = self.limits.max_event_bytes;
-        if self.repair_budget_bytes < max_event {
-            return Err(bad(
-                "repair_budget_bytes",
-                format!("must hold at least one event ({max_event} bytes)"),
-            ));
-        }
-        if self.retention_bytes < max_event {
-            return Err(bad(
-                "retention_bytes",
-                format!("must hold at least one event ({max_event} bytes)"),
-            ));
-        }
-        if self.max_out_of_order == 0 {
-            return Err(bad("max_out_of_order", "must be at least 1"));
-        }
-        Ok(())
+        let one_event = format!("must hold at least one event ({max_event} bytes)");
+        check(
+            self.repair_budget_bytes >= max_event,
+            "repair_budget_bytes",
+            &one_event,
+        );
+        check(
+            self.retention_bytes >= max_event,
+            "retention_bytes",
+            &one_event,
+        );
+        out
     }
 }
 
