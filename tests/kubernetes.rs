@@ -97,6 +97,7 @@ impl Harness {
 
     fn errors(&self) -> u64 {
         self.metrics
+            .membership
             .discovery_errors
             .with_label_values(&["kubernetes"])
             .get()

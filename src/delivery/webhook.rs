@@ -126,11 +126,12 @@ pub async fn run(
         let started = Instant::now();
         let outcome = post(&client, &cfg, body).await;
         metrics
+            .delivery
             .webhook_latency
             .observe(started.elapsed().as_secs_f64());
         if ready && matches!(outcome, Outcome::TimedOut(_)) {
             let events: usize = batch.iter().map(AppMessage::event_count).sum();
-            metrics.webhook_redelivered.inc_by(events as u64);
+            metrics.delivery.webhook_redelivered.inc_by(events as u64);
         }
         let done = match outcome {
             Outcome::Success => {
@@ -142,6 +143,7 @@ pub async fn run(
                 failing_since = None;
                 delays = backoff.build();
                 metrics
+                    .delivery
                     .webhook_requests
                     .with_label_values(&["success"])
                     .inc();
@@ -152,6 +154,7 @@ pub async fn run(
                 tracing::warn!(%status, events, body = %body, "the app rejected a batch; not retrying");
                 health.rejected(format!("{status}: {body}"));
                 metrics
+                    .delivery
                     .webhook_requests
                     .with_label_values(&["rejected"])
                     .inc();
@@ -159,7 +162,11 @@ pub async fn run(
             }
             Outcome::Retryable(why) | Outcome::TimedOut(why) if !ready => {
                 failed(&why, false);
-                metrics.webhook_requests.with_label_values(&["gated"]).inc();
+                metrics
+                    .delivery
+                    .webhook_requests
+                    .with_label_values(&["gated"])
+                    .inc();
                 let _ = cmd_tx
                     .send(Command::BatchDone(BatchOutcome::Retry(batch)))
                     .await;
@@ -167,7 +174,11 @@ pub async fn run(
                 continue;
             }
             Outcome::Retryable(why) | Outcome::TimedOut(why) => {
-                metrics.webhook_requests.with_label_values(&["retry"]).inc();
+                metrics
+                    .delivery
+                    .webhook_requests
+                    .with_label_values(&["retry"])
+                    .inc();
                 failed(&why, true);
                 let since = *failing_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= cfg.retry_budget {

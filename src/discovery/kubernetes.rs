@@ -366,6 +366,7 @@ async fn watch_peers<K>(
             Some(Ok(Event::Init | Event::InitApply(_))) => {}
             Some(Err(e)) => {
                 sink.metrics
+                    .membership
                     .discovery_errors
                     .with_label_values(&["kubernetes"])
                     .inc();

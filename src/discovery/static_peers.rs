@@ -109,6 +109,7 @@ pub async fn run(
                     }
                     Err(e) => {
                         metrics
+                            .membership
                             .discovery_errors
                             .with_label_values(&["static"])
                             .inc();
@@ -127,6 +128,7 @@ pub async fn run(
                     }
                     Err(e) => {
                         metrics
+                            .membership
                             .discovery_errors
                             .with_label_values(&["static"])
                             .inc();

@@ -38,7 +38,7 @@ pub async fn handle(
     }
     match req.uri().path() {
         "/metrics" => {
-            metrics.ready.set(i64::from(ready.is_ready()));
+            metrics.membership.ready.set(i64::from(ready.is_ready()));
             let mut resp = http::text(StatusCode::OK, metrics.render());
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,

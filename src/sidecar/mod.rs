@@ -137,6 +137,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         queue.push_flush(None, FlushReason::SidecarStart);
     }
     metrics
+        .delivery
         .delivery_queue_capacity
         .set(i64::try_from(settings.app_queue.max_pending).unwrap_or(i64::MAX));
     let faults =
@@ -247,6 +248,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         token: settings.api_token.clone(),
         shutting_down: shutting_down.clone(),
         refused_shutting_down: metrics
+            .events
             .publish_refused
             .with_label_values(&["shutting_down"]),
     });

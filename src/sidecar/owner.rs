@@ -66,7 +66,10 @@ impl Runtime for Effects<'_> {
 
     fn deliver(&mut self, event: &Arc<Event>, _hop: u8) {
         let delay = self.now.since(event.published_at);
-        self.metrics.propagation_delay.observe(delay.as_secs_f64());
+        self.metrics
+            .events
+            .propagation_delay
+            .observe(delay.as_secs_f64());
         self.queue.push_event(event.clone());
         self.notify.notify_one();
     }
@@ -237,6 +240,7 @@ impl Owner {
                         }
                         Err(wait) => {
                             self.metrics
+                                .protocol
                                 .rate_limited
                                 .with_label_values(&["webhook"])
                                 .inc();
@@ -252,7 +256,7 @@ impl Owner {
                     BatchOutcome::Acknowledged(b) => {
                         let n: usize = b.iter().map(|m| m.event_count()).sum();
                         self.acknowledged += n as u64;
-                        self.metrics.acknowledged.inc_by(n as u64);
+                        self.metrics.events.acknowledged.inc_by(n as u64);
                     }
                     BatchOutcome::Retry(b) => self.queue.requeue(b),
                     BatchOutcome::GiveUp(b) => {
@@ -261,7 +265,7 @@ impl Owner {
                     }
                     BatchOutcome::Rejected(b) => {
                         let n: usize = b.iter().map(|m| m.event_count()).sum();
-                        self.metrics.rejected_by_app.inc_by(n as u64);
+                        self.metrics.events.rejected_by_app.inc_by(n as u64);
                     }
                 }
                 if !self.queue.is_empty() {
@@ -347,33 +351,51 @@ impl Owner {
         m.observe_core(self.node.stats(), &mut self.prev_stats);
         let q = self.queue.stats().clone();
         let p = &self.prev_queue;
-        m.delivery_coalesced
+        m.delivery
+            .delivery_coalesced
             .inc_by(q.coalesced.saturating_sub(p.coalesced));
         m.observe_queue_flushes(&q.flushes, &p.flushes);
         self.prev_queue = q;
-        m.delivery_queue_depth.set(self.queue.len() as i64);
-        m.bloom_fill_ratio.set(self.node.bloom().fill_ratio());
-        m.bloom_fp_rate.set(self.node.bloom().estimated_fp_rate());
+        m.delivery.delivery_queue_depth.set(self.queue.len() as i64);
+        m.protocol
+            .bloom_fill_ratio
+            .set(self.node.bloom().fill_ratio());
+        m.protocol
+            .bloom_fp_rate
+            .set(self.node.bloom().estimated_fp_rate());
         let rotations = self.node.bloom().rotations();
-        m.bloom_rotations
-            .inc_by(rotations.saturating_sub(m.bloom_rotations.get()));
-        m.origins.set(self.node.origins_known() as i64);
-        m.retention_events.set(self.node.retention().len() as i64);
-        m.retention_bytes.set(self.node.retention().bytes() as i64);
-        m.config_keys.set(self.node.config_live_len() as i64);
+        m.protocol
+            .bloom_rotations
+            .inc_by(rotations.saturating_sub(m.protocol.bloom_rotations.get()));
+        m.protocol.origins.set(self.node.origins_known() as i64);
+        m.protocol
+            .retention_events
+            .set(self.node.retention().len() as i64);
+        m.protocol
+            .retention_bytes
+            .set(self.node.retention().bytes() as i64);
+        m.protocol
+            .config_keys
+            .set(self.node.config_live_len() as i64);
         let members = self
             .members
             .peers()
             .filter(|p| p.id != self.node.id())
             .count();
-        m.peers.with_label_values(&["member"]).set(members as i64);
-        m.peers
+        m.membership
+            .peers
+            .with_label_values(&["member"])
+            .set(members as i64);
+        m.membership
+            .peers
             .with_label_values(&["connected"])
             .set(self.transport.connected() as i64);
-        m.peers
+        m.membership
+            .peers
             .with_label_values(&["eager"])
             .set(self.node.eager_peers().len() as i64);
-        m.peers
+        m.membership
+            .peers
             .with_label_values(&["lazy"])
             .set(self.node.lazy_peers().len() as i64);
     }

@@ -86,6 +86,7 @@ pub async fn run(
             Ok((ticket, evicted)) => {
                 if evicted {
                     ctx.metrics
+                        .transport
                         .connections
                         .with_label_values(&["in", "evicted"])
                         .inc();
@@ -95,6 +96,7 @@ pub async fn run(
             }
             Err(_) => {
                 ctx.metrics
+                    .transport
                     .connections
                     .with_label_values(&["in", "refused"])
                     .inc();
@@ -139,6 +141,7 @@ async fn admit(
         .unwrap_or(false);
         if !known {
             ctx.metrics
+                .transport
                 .connections
                 .with_label_values(&["in", "refused"])
                 .inc();
@@ -148,6 +151,7 @@ async fn admit(
     }
     let _ = stream.set_nodelay(true);
     ctx.metrics
+        .transport
         .connections
         .with_label_values(&["in", "opened"])
         .inc();
@@ -175,6 +179,7 @@ async fn admit(
         Some(Closed::Evicted) => {}
         Some(Closed::Replaced) => {
             ctx.metrics
+                .transport
                 .connections
                 .with_label_values(&["in", "replaced"])
                 .inc();
@@ -206,11 +211,12 @@ fn reject(
     detail: &dyn std::fmt::Display,
 ) {
     ctx.metrics
+        .transport
         .frames_rejected
         .with_label_values(&[reason])
         .inc();
     if matches!(reason, "missing_tag" | "bad_tag") {
-        ctx.metrics.auth_failures.inc();
+        ctx.metrics.transport.auth_failures.inc();
     }
     tracing::warn!(peer = %remote, reason, error = %detail, "frame rejected");
 }
@@ -238,6 +244,7 @@ async fn read_connection(
                 Ok(r) => r,
                 Err(_) => {
                     ctx.metrics
+                        .transport
                         .connections
                         .with_label_values(&["in", "handshake_timeout"])
                         .inc();
@@ -350,14 +357,20 @@ async fn read_connection(
         }
         if !ticket.is_authenticated() && ticket.authenticate(sender).is_err() {
             ctx.metrics
+                .transport
                 .connections
                 .with_label_values(&["in", "refused"])
                 .inc();
             tracing::warn!(peer = %remote, max = ctx.max_connections, "gossip connection refused: every slot is held by another peer");
             return;
         }
-        ctx.metrics.frames.with_label_values(&["in"]).inc();
         ctx.metrics
+            .transport
+            .frames
+            .with_label_values(&["in"])
+            .inc();
+        ctx.metrics
+            .transport
             .bytes
             .with_label_values(&["in"])
             .inc_by(frame.len as u64);

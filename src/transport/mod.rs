@@ -57,6 +57,7 @@ impl Transport {
         let Some(addr) = addr else {
             self.ctx
                 .metrics
+                .transport
                 .sends_dropped
                 .with_label_values(&["no_address"])
                 .inc();
@@ -78,6 +79,7 @@ impl Transport {
             Err(SendRefused::QueueFull) => {
                 self.ctx
                     .metrics
+                    .transport
                     .sends_dropped
                     .with_label_values(&["queue_full"])
                     .inc();
@@ -85,6 +87,7 @@ impl Transport {
             Err(SendRefused::Closed) => {
                 self.ctx
                     .metrics
+                    .transport
                     .sends_dropped
                     .with_label_values(&["write_failed"])
                     .inc();

@@ -52,11 +52,19 @@ pub async fn run(
                     "gossip keys changed; reloaded"
                 );
                 keys.replace(k);
-                metrics.key_reloads.with_label_values(&["ok"]).inc();
+                metrics
+                    .transport
+                    .key_reloads
+                    .with_label_values(&["ok"])
+                    .inc();
                 last = now;
             }
             Err(e) => {
-                metrics.key_reloads.with_label_values(&["failed"]).inc();
+                metrics
+                    .transport
+                    .key_reloads
+                    .with_label_values(&["failed"])
+                    .inc();
                 tracing::warn!(error = %e, "gossip keys changed but cannot be loaded; keeping the current ones");
             }
         }

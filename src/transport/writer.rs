@@ -157,6 +157,7 @@ async fn run(
                         _ => "timed out".to_owned(),
                     };
                     ctx.metrics
+                        .transport
                         .connections
                         .with_label_values(&["out", "failed"])
                         .inc();
@@ -165,6 +166,7 @@ async fn run(
                     if rx.is_closed() {
                         // The peer left the membership: give up what is held.
                         ctx.metrics
+                            .transport
                             .sends_dropped
                             .with_label_values(&["write_failed"])
                             .inc();
@@ -177,6 +179,7 @@ async fn run(
             };
         let _ = stream.set_nodelay(true);
         ctx.metrics
+            .transport
             .connections
             .with_label_values(&["out", "opened"])
             .inc();
@@ -249,6 +252,7 @@ async fn read_hello(
         Ok(h) if h.peer == to && h.binds() => Some(h.origin),
         Ok(h) if h.peer != to => {
             ctx.metrics
+                .transport
                 .connections
                 .with_label_values(&["out", "bad_hello"])
                 .inc();
@@ -261,6 +265,7 @@ async fn read_hello(
                 ctx.auth.failed(to);
             }
             ctx.metrics
+                .transport
                 .connections
                 .with_label_values(&["out", "bad_hello"])
                 .inc();
@@ -303,6 +308,7 @@ async fn write_all_frames(
         if size > budget {
             // One item alone exceeds the bound: it cannot go out at all.
             ctx.metrics
+                .transport
                 .sends_dropped
                 .with_label_values(&["too_large"])
                 .inc();
@@ -329,6 +335,7 @@ async fn write_all_frames(
             .is_some_and(|f| f.should_drop(dest.addr))
         {
             ctx.metrics
+                .transport
                 .sends_dropped
                 .with_label_values(&["fault"])
                 .inc();
@@ -336,8 +343,13 @@ async fn write_all_frames(
             continue;
         }
         stream.write_all(buf).await?;
-        ctx.metrics.frames.with_label_values(&["out"]).inc();
         ctx.metrics
+            .transport
+            .frames
+            .with_label_values(&["out"])
+            .inc();
+        ctx.metrics
+            .transport
             .bytes
             .with_label_values(&["out"])
             .inc_by(buf.len() as u64);
