@@ -1,0 +1,184 @@
+//! Building a sidecar: binding the listeners, finding out who this node is, loading the keys, and the owner task's state.
+
+use crate::delivery::queue::AppQueue;
+use crate::discovery::kubernetes::KubeDiscovery;
+use crate::discovery::static_peers::{self};
+use crate::gossip::{FlushReason, Node, Origin, PeerId};
+use crate::metrics::Metrics;
+use crate::settings::{DiscoveryMode, Settings};
+use crate::transport::Transport;
+use crate::transport::faults::Faults;
+use crate::transport::keyring::{Keyring, SharedKeyring};
+use crate::transport::writer::WriterCtx;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::clock::Clock;
+use super::owner::Owner;
+use super::spawn::Wiring;
+
+pub(super) async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {addr}"))
+}
+
+/// The listeners, bound, and the addresses they got.
+pub(super) struct Bound {
+    pub(super) gossip: TcpListener,
+    pub(super) api: TcpListener,
+    pub(super) metrics: TcpListener,
+    pub(super) gossip_addr: SocketAddr,
+    pub(super) api_addr: SocketAddr,
+    pub(super) metrics_addr: SocketAddr,
+}
+
+pub(super) async fn bind_all(settings: &Settings) -> anyhow::Result<Bound> {
+    let gossip = bind(settings.gossip_addr, "gossip").await?;
+    let api = bind(settings.api_addr, "the local API").await?;
+    let metrics = bind(settings.metrics_addr, "metrics").await?;
+    Ok(Bound {
+        gossip_addr: gossip.local_addr()?,
+        api_addr: api.local_addr()?,
+        metrics_addr: metrics.local_addr()?,
+        gossip,
+        api,
+        metrics,
+    })
+}
+
+/// Who this node is to its peers: in Kubernetes its pod (by UID) at the
+/// pod IP; with static peers, the address they list it under.
+pub(super) struct Identity {
+    pub(super) me: PeerId,
+    pub(super) me_addr: SocketAddr,
+    pub(super) origin: Origin,
+    pub(super) kube: Option<KubeDiscovery>,
+}
+
+impl Identity {
+    /// A copy for the announcement: discovery itself moves into its task.
+    pub(super) fn without_discovery(&self) -> Identity {
+        Identity {
+            me: self.me,
+            me_addr: self.me_addr,
+            origin: self.origin,
+            kube: None,
+        }
+    }
+}
+
+pub(super) async fn identify(
+    settings: &Settings,
+    gossip_addr: SocketAddr,
+) -> anyhow::Result<Identity> {
+    let advertise = settings.advertise_addr.map(|mut a| {
+        if a.port() == 0 {
+            a.set_port(gossip_addr.port());
+        }
+        a
+    });
+    let (me, me_addr, kube) = match (&settings.discovery, &settings.k8s) {
+        (DiscoveryMode::Kubernetes, Some(k)) => {
+            let d = KubeDiscovery::connect(k, gossip_addr.port())
+                .await
+                .context("starting Kubernetes discovery")?;
+            let addr =
+                advertise.context("Kubernetes discovery needs POD_IP or --advertise-addr")?;
+            (d.me(), addr, Some(d))
+        }
+        _ => {
+            let addr = static_peers::find_self(&settings.peers, gossip_addr, advertise).await?;
+            (PeerId::from_name(&addr.to_string()), addr, None)
+        }
+    };
+    // A zero origin would print like "no origin"; any other value will do.
+    let origin = Origin(rand::random::<u64>().max(1));
+    Ok(Identity {
+        me,
+        me_addr,
+        origin,
+        kube,
+    })
+}
+
+pub(super) fn load_keys(settings: &Settings) -> anyhow::Result<SharedKeyring> {
+    let keys = SharedKeyring::new(Keyring::load(&settings.keys).context("loading the gossip key")?);
+    if keys.current().is_insecure() {
+        tracing::warn!(
+            "running without a gossip key (--insecure): anyone who reaches the gossip port can inject events"
+        );
+    }
+    Ok(keys)
+}
+
+pub(super) fn faults(settings: &Settings, shutdown: &watch::Receiver<bool>) -> Option<Arc<Faults>> {
+    if settings.fault_drop_frames <= 0.0 && settings.fault_block_file.is_none() {
+        return None;
+    }
+    tracing::warn!(
+        drop = settings.fault_drop_frames,
+        block_file = ?settings.fault_block_file,
+        "fault injection is on: outbound frames will be dropped on purpose"
+    );
+    let f = Arc::new(Faults::new(
+        settings.fault_drop_frames,
+        settings.fault_block_file.clone(),
+    ));
+    let (follow, stop) = (f.clone(), shutdown.clone());
+    tokio::spawn(async move { follow.follow_block_file(stop).await });
+    Some(f)
+}
+
+/// The app's queue, flushed once at start if asked: the app may have
+/// missed events while this sidecar was down (a sidecar restart keeps the
+/// app and its cache). For an app that is starting too, its cache is
+/// empty and this costs nothing.
+pub(super) fn app_queue(settings: &Settings, clock: &Clock, metrics: &Metrics) -> AppQueue {
+    let mut queue = AppQueue::new(settings.app_queue.clone(), clock.now());
+    if settings.flush_on_start {
+        queue.push_flush(None, FlushReason::SidecarStart);
+    }
+    metrics
+        .delivery
+        .delivery_queue_capacity
+        .set(i64::try_from(settings.app_queue.max_pending).unwrap_or(i64::MAX));
+    queue
+}
+
+/// The protocol core, the app's queue and the outbound transport, in the
+/// one task that owns them.
+pub(super) fn build_owner(settings: &Settings, id: &Identity, clock: Clock, w: &Wiring) -> Owner {
+    let transport = Transport::new(Arc::new(WriterCtx {
+        me: id.me,
+        origin: id.origin,
+        keys: w.keys.clone(),
+        frame_seq: AtomicU64::new(0),
+        max_frame: settings.max_frame_bytes,
+        bind_ip: Some(id.me_addr.ip()).filter(|ip| !ip.is_unspecified()),
+        faults: faults(settings, &w.shutdown_rx),
+        metrics: w.metrics.clone(),
+        auth: w.auth.clone(),
+    }));
+    let node = Node::new(
+        Arc::new(settings.node.clone()),
+        id.me,
+        id.origin,
+        clock.now(),
+        rand::random(),
+    );
+    let queue = app_queue(settings, &clock, &w.metrics);
+    Owner::new(
+        node,
+        queue,
+        transport,
+        clock,
+        w.metrics.clone(),
+        w.notify.clone(),
+        settings.node_name.clone(),
+    )
+}
