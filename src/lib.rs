@@ -15,6 +15,8 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod clock;
+pub mod commands;
 pub mod delivery;
 pub mod demo;
 pub mod discovery;

@@ -520,7 +520,7 @@ async fn a_peer_with_another_gossip_key_shows_auth_failing() {
     for i in 0..3 {
         publish(&c, i, "k").await;
     }
-    let auth_of = |peers: &[hearsay::sidecar::commands::PeerInfo], name: &str| {
+    let auth_of = |peers: &[hearsay::commands::PeerInfo], name: &str| {
         let gossip = name.to_owned();
         peers
             .iter()

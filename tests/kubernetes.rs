@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use common::{eventually, test_dir};
 use fake_apiserver::{Control, FakeApiServer, Faults, Kind, endpoint_slice, pod};
+use hearsay::discovery::Publisher;
 use hearsay::discovery::kubernetes::{self, KubeDiscovery};
 use hearsay::gossip::PeerSet;
 use hearsay::metrics::Metrics;
-use hearsay::metrics::server::Readiness;
 use hearsay::settings::K8sSource;
 use serde_json::json;
 use tokio::sync::watch;
@@ -24,7 +24,7 @@ struct Harness {
     fake: FakeApiServer,
     members: watch::Receiver<Arc<PeerSet>>,
     metrics: Arc<Metrics>,
-    readiness: Arc<Readiness>,
+    listed: watch::Receiver<bool>,
     _stop: watch::Sender<bool>,
     dir: std::path::PathBuf,
 }
@@ -49,20 +49,14 @@ impl Harness {
         };
         let (members_tx, members) = watch::channel(Arc::new(PeerSet::default()));
         let metrics = Arc::new(Metrics::new());
-        let readiness = Arc::new(Readiness::default());
+        let (out, listed) = Publisher::new(members_tx);
         let (stop, stop_rx) = watch::channel(false);
-        tokio::spawn(kubernetes::run(
-            d,
-            members_tx,
-            readiness.clone(),
-            metrics.clone(),
-            stop_rx,
-        ));
+        tokio::spawn(kubernetes::run(d, out, metrics.clone(), stop_rx));
         Harness {
             fake,
             members,
             metrics,
-            readiness,
+            listed,
             _stop: stop,
             dir,
         }
@@ -167,11 +161,7 @@ async fn the_initial_list_spans_several_pages_and_finds_exactly_the_matching_pod
         h.members.borrow().len() == 1100
     })
     .await;
-    assert!(
-        h.readiness
-            .discovery_ready
-            .load(std::sync::atomic::Ordering::Relaxed)
-    );
+    assert!(*h.listed.borrow(), "discovery says it has listed its peers");
     assert!(
         h.fake.continues() >= 2,
         "three pages of 500 take two continues"

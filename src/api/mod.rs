@@ -22,9 +22,9 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::commands::Command;
 use crate::gossip::{EventError, PublishError};
 use crate::http::{self, Body};
-use crate::sidecar::commands::Command;
 
 /// Largest request body accepted (an event is far smaller; see the limits).
 pub const MAX_BODY: usize = 1024 * 1024;

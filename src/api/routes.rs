@@ -5,9 +5,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiCtx, MAX_BODY, ask, publish_error, shutting_down};
+use crate::commands::Command;
 use crate::gossip::Invalidation;
 use crate::http::{self, Body, BodyError};
-use crate::sidecar::commands::Command;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

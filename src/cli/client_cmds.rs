@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use hyper::Method;
 
 use crate::client::{ApiClient, ClientError, encode_key};
-use crate::sidecar::commands::{ConfigEntry, PeerInfo};
+use crate::commands::{ConfigEntry, PeerInfo};
 
 #[derive(Debug, Args, Clone)]
 pub struct ApiArgs {

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::super::sidecar::clock::rfc3339;
+use crate::clock::rfc3339;
 use crate::delivery::queue::AppMessage;
 use crate::gossip::{Event, EventBody, Origin, Time, Version};
 

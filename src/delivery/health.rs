@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::clock::rfc3339;
 use crate::gossip::Time;
-use crate::sidecar::clock::rfc3339;
 
 /// At most one WARN per this while the app keeps failing.
 pub const WARN_EVERY: Duration = Duration::from_secs(30);

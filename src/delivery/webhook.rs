@@ -30,11 +30,11 @@ use tokio::time::Instant;
 
 use super::cloudevents::{CONTENT_TYPE, Encoder};
 use super::health::{Health, error_chain};
+use crate::clock::Clock;
+use crate::commands::{BatchAnswer, BatchOutcome, Command};
 use crate::delivery::queue::AppMessage;
 use crate::gossip::Origin;
 use crate::metrics::Metrics;
-use crate::sidecar::clock::Clock;
-use crate::sidecar::commands::{BatchAnswer, BatchOutcome, Command};
 
 #[derive(Clone, Debug)]
 pub struct WebhookConfig {

@@ -18,7 +18,7 @@ use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
 use crate::client::ApiClient;
-use crate::sidecar::commands::PeerInfo;
+use crate::commands::PeerInfo;
 
 /// What a node wrote to its ready file.
 #[derive(Clone, Debug, Deserialize)]

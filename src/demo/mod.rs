@@ -307,7 +307,7 @@ async fn exercise(
 
     let mut configs = Vec::new();
     for i in 0..n {
-        let entries: Vec<crate::sidecar::commands::ConfigEntry> =
+        let entries: Vec<crate::commands::ConfigEntry> =
             cluster.api(i).json(Method::GET, "/v1/config", None).await?;
         configs.push(entries);
     }

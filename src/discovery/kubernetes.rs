@@ -14,7 +14,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -27,9 +26,9 @@ use serde::de::DeserializeOwned;
 use thiserror::Error;
 use tokio::sync::watch;
 
+use super::Publisher;
 use crate::gossip::{Peer, PeerId, PeerSet};
 use crate::metrics::Metrics;
-use crate::metrics::server::Readiness;
 use crate::settings::{K8sSettings, K8sSource};
 
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -238,17 +237,12 @@ pub fn slice_peers(
 /// Runs discovery until shutdown, publishing each new peer set.
 pub async fn run(
     d: KubeDiscovery,
-    members_tx: watch::Sender<Arc<PeerSet>>,
-    readiness: Arc<Readiness>,
+    out: Publisher,
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 ) {
     let ns = d.namespace.clone();
-    let sink = Sink {
-        members_tx,
-        readiness,
-        metrics,
-    };
+    let sink = Sink { out, metrics };
     match d.source.clone() {
         K8sSource::Pods => {
             let api: Api<Pod> = Api::namespaced(d.client.clone(), &ns);
@@ -299,23 +293,8 @@ pub async fn run(
 
 /// Where discovery's results go.
 struct Sink {
-    members_tx: watch::Sender<Arc<PeerSet>>,
-    readiness: Arc<Readiness>,
+    out: Publisher,
     metrics: Arc<Metrics>,
-}
-
-impl Sink {
-    fn publish(&self, peers: Vec<Peer>) {
-        let set = PeerSet::new(peers);
-        self.members_tx.send_if_modified(|cur| {
-            if **cur == set {
-                false
-            } else {
-                *cur = Arc::new(set);
-                true
-            }
-        });
-    }
 }
 
 async fn watch_peers<K>(
@@ -351,13 +330,8 @@ async fn watch_peers<K>(
                 publish_from(&reader, &to_peers, &sink);
                 if !listed {
                     listed = true;
-                    sink.readiness
-                        .discovery_ready
-                        .store(true, Ordering::Relaxed);
-                    tracing::info!(
-                        peers = sink.members_tx.borrow().len(),
-                        "first list complete"
-                    );
+                    sink.out.listed();
+                    tracing::info!(peers = sink.out.len(), "first list complete");
                 }
             }
             Some(Ok(Event::Apply(_) | Event::Delete(_))) => publish_from(&reader, &to_peers, &sink),
@@ -382,7 +356,7 @@ where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
     let objects = reader.state();
-    sink.publish(to_peers(&objects));
+    sink.out.publish(PeerSet::new(to_peers(&objects)));
 }
 
 /// An error and its causes on one line.

@@ -8,15 +8,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
 use tokio::sync::watch;
 
+use super::Publisher;
 use crate::gossip::{Peer, PeerSet};
 use crate::metrics::Metrics;
-use crate::metrics::server::Readiness;
 
 const POLL: Duration = Duration::from_secs(1);
 const RESOLVE_EVERY: u32 = 5;
@@ -87,87 +86,109 @@ pub struct StaticDiscovery {
 
 pub async fn run(
     cfg: StaticDiscovery,
-    members_tx: watch::Sender<Arc<PeerSet>>,
-    readiness: Arc<Readiness>,
+    out: Publisher,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut known: HashMap<String, SocketAddr> = HashMap::new();
-    let mut file_entries: Vec<String> = Vec::new();
-    let mut file_stamp: Option<SystemTime> = None;
+    let mut state = Resolved {
+        cfg,
+        metrics,
+        known: HashMap::new(),
+        file_entries: Vec::new(),
+        file_stamp: None,
+    };
     let mut ticks = 0u32;
     loop {
-        let mut changed_list = ticks == 0;
-        if let Some(path) = &cfg.file {
-            let stamp = modified(path);
-            if stamp != file_stamp {
-                match std::fs::read_to_string(path) {
-                    Ok(text) => {
-                        file_entries = parse_peers_file(&text);
-                        file_stamp = stamp;
-                        changed_list = true;
-                    }
-                    Err(e) => {
-                        metrics
-                            .membership
-                            .discovery_errors
-                            .with_label_values(&["static"])
-                            .inc();
-                        tracing::warn!(file = %path.display(), error = %e, "cannot read the peers file; keeping the last list");
-                    }
-                }
-            }
-        }
+        let changed_list = state.reread_file() || ticks == 0;
         if changed_list || ticks.is_multiple_of(RESOLVE_EVERY) {
-            let mut peers = Vec::new();
-            for entry in cfg.entries.iter().chain(&file_entries) {
-                let addr = match resolve(entry).await {
-                    Ok(a) => {
-                        known.insert(entry.clone(), a);
-                        a
-                    }
-                    Err(e) => {
-                        metrics
-                            .membership
-                            .discovery_errors
-                            .with_label_values(&["static"])
-                            .inc();
-                        match known.get(entry) {
-                            Some(a) => {
-                                tracing::warn!(peer = %entry, error = %e, last = %a, "cannot resolve; keeping its last address");
-                                *a
-                            }
-                            None => {
-                                tracing::warn!(peer = %entry, error = %e, "cannot resolve; skipped for now");
-                                continue;
-                            }
-                        }
-                    }
-                };
-                if addr == cfg.me {
-                    continue;
-                }
-                peers.push(Peer {
-                    name: entry.as_str().into(),
-                    ..Peer::new(&addr.to_string(), addr)
-                });
-            }
-            let set = PeerSet::new(peers);
-            members_tx.send_if_modified(|cur| {
-                if **cur == set {
-                    false
-                } else {
-                    *cur = Arc::new(set);
-                    true
-                }
-            });
-            readiness.discovery_ready.store(true, Ordering::Relaxed);
+            out.publish(PeerSet::new(state.resolve_all().await));
+            out.listed();
         }
         ticks = ticks.wrapping_add(1);
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
             _ = crate::shutdown::requested(&mut shutdown) => return,
         }
+    }
+}
+
+/// The static list, the peers file's list, and the last address each
+/// entry resolved to.
+struct Resolved {
+    cfg: StaticDiscovery,
+    metrics: Arc<Metrics>,
+    known: HashMap<String, SocketAddr>,
+    file_entries: Vec<String>,
+    file_stamp: Option<SystemTime>,
+}
+
+impl Resolved {
+    /// Re-reads the peers file if it changed; whether its list did.
+    fn reread_file(&mut self) -> bool {
+        let Some(path) = &self.cfg.file else {
+            return false;
+        };
+        let stamp = modified(path);
+        if stamp == self.file_stamp {
+            return false;
+        }
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                self.file_entries = parse_peers_file(&text);
+                self.file_stamp = stamp;
+                true
+            }
+            Err(e) => {
+                self.count_error();
+                tracing::warn!(file = %path.display(), error = %e, "cannot read the peers file; keeping the last list");
+                false
+            }
+        }
+    }
+
+    /// Every entry's address, resolved now; an entry that fails keeps its
+    /// last address, or is skipped until it first resolves.
+    async fn resolve_all(&mut self) -> Vec<Peer> {
+        let entries: Vec<String> = self
+            .cfg
+            .entries
+            .iter()
+            .chain(&self.file_entries)
+            .cloned()
+            .collect();
+        let mut peers = Vec::new();
+        for entry in entries {
+            let addr = match resolve(&entry).await {
+                Ok(a) => {
+                    self.known.insert(entry.clone(), a);
+                    a
+                }
+                Err(e) => {
+                    self.count_error();
+                    let Some(a) = self.known.get(&entry) else {
+                        tracing::warn!(peer = %entry, error = %e, "cannot resolve; skipped for now");
+                        continue;
+                    };
+                    tracing::warn!(peer = %entry, error = %e, last = %a, "cannot resolve; keeping its last address");
+                    *a
+                }
+            };
+            if addr != self.cfg.me {
+                peers.push(Peer {
+                    name: entry.as_str().into(),
+                    ..Peer::new(&addr.to_string(), addr)
+                });
+            }
+        }
+        peers
+    }
+
+    fn count_error(&self) {
+        self.metrics
+            .membership
+            .discovery_errors
+            .with_label_values(&["static"])
+            .inc();
     }
 }
 

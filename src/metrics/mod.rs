@@ -15,6 +15,7 @@ mod membership;
 mod protocol;
 mod register;
 pub mod server;
+mod state;
 mod transport;
 
 use prometheus::{IntCounter, IntCounterVec, Registry};
@@ -23,7 +24,8 @@ pub use delivery::DeliveryMetrics;
 pub use events::EventMetrics;
 pub use membership::MembershipMetrics;
 pub use protocol::ProtocolMetrics;
-pub use transport::TransportMetrics;
+pub use state::StateMetrics;
+pub use transport::{ConnOutcome, Direction, DropReason, REJECT_REASONS, TransportMetrics};
 
 use crate::gossip::FlushReason;
 use crate::gossip::stats::{StatField, Stats};
@@ -35,6 +37,7 @@ pub struct Metrics {
     pub delivery: DeliveryMetrics,
     pub transport: TransportMetrics,
     pub protocol: ProtocolMetrics,
+    pub state: StateMetrics,
     pub membership: MembershipMetrics,
     /// The series each core counter adds to, indexed like `StatField::ALL`.
     core_export: Vec<Vec<IntCounter>>,
@@ -54,6 +57,7 @@ impl Metrics {
             delivery: DeliveryMetrics::register(&r),
             transport: TransportMetrics::register(&r),
             protocol: ProtocolMetrics::register(&r),
+            state: StateMetrics::register(&r),
             membership: MembershipMetrics::register(&r),
             core_export: Vec::new(),
             registry: r,
@@ -96,10 +100,10 @@ impl Metrics {
             F::EventsOutOfWindow => vec![self.events.out_of_window.clone()],
             F::EventsPredatingStart => vec![self.events.predating_start.clone()],
             F::EventsDelivered => vec![self.events.delivered.clone()],
-            F::ConfigApplied => vec![self.protocol.config_applied.clone()],
-            F::ConfigStale => vec![label(&self.protocol.config_rejected, "stale")],
-            F::ConfigRejectedCap => vec![label(&self.protocol.config_rejected, "cap")],
-            F::ConfigEvicted => vec![self.protocol.config_evicted.clone()],
+            F::ConfigApplied => vec![self.state.config_applied.clone()],
+            F::ConfigStale => vec![label(&self.state.config_rejected, "stale")],
+            F::ConfigRejectedCap => vec![label(&self.state.config_rejected, "cap")],
+            F::ConfigEvicted => vec![self.state.config_evicted.clone()],
             F::ImplausibleNumbers => vec![self.protocol.implausible_numbers.clone()],
             F::IhaveSent => vec![label(&self.protocol.tree_messages, "ihave")],
             F::GraftSent => vec![label(&self.protocol.tree_messages, "graft")],
@@ -119,7 +123,7 @@ impl Metrics {
                     FlushReason::GapUnrecoverable.as_str(),
                 )]
             }
-            F::OriginsForgotten => vec![self.protocol.origins_forgotten.clone()],
+            F::OriginsForgotten => vec![self.state.origins_forgotten.clone()],
             F::NeighborsRefused => vec![self.protocol.neighbors_refused.clone()],
         }
     }

@@ -1,10 +1,10 @@
-//! The gossip core's state: dedup, repair, the broadcast tree, origins, retention, config registers, rate limits.
+//! The gossip core's work: dedup, repair, the broadcast tree, rate limits.
 
-use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Registry};
+use prometheus::{Gauge, IntCounter, IntCounterVec, Registry};
 
-use super::register::{counter, counter_vec, float_gauge, gauge};
+use super::register::{counter, counter_vec, float_gauge};
 
-/// The gossip core's state: dedup, repair, the broadcast tree, origins, retention, config registers, rate limits.
+/// The gossip core's work: dedup, repair, the broadcast tree, rate limits.
 pub struct ProtocolMetrics {
     pub bloom_fill_ratio: Gauge,
     pub bloom_fp_rate: Gauge,
@@ -14,15 +14,7 @@ pub struct ProtocolMetrics {
     pub repairs: IntCounterVec,
     pub tree_messages: IntCounterVec,
     pub seqs: IntCounterVec,
-    pub origins: IntGauge,
-    pub origins_forgotten: IntCounter,
-    pub retention_events: IntGauge,
-    pub retention_bytes: IntGauge,
-    pub config_keys: IntGauge,
     pub rate_limited: IntCounterVec,
-    pub config_applied: IntCounter,
-    pub config_rejected: IntCounterVec,
-    pub config_evicted: IntCounter,
     pub implausible_numbers: IntCounter,
     pub neighbors_refused: IntCounter,
 }
@@ -75,40 +67,11 @@ impl ProtocolMetrics {
                 "Sequence numbers covered without the event: predating this node, or lost (flushed).",
                 &["outcome"],
             ),
-            origins: gauge(r, "hearsay_origins", "Origins (peer incarnations) tracked."),
-            origins_forgotten: counter(
-                r,
-                "hearsay_origins_forgotten_total",
-                "Origins forgotten after their peer left.",
-            ),
-            retention_events: gauge(r, "hearsay_retention_events", "Events kept for repairs."),
-            retention_bytes: gauge(
-                r,
-                "hearsay_retention_bytes",
-                "Approximate memory held by the retention buffer.",
-            ),
-            config_keys: gauge(r, "hearsay_config_keys", "Live config keys."),
             rate_limited: counter_vec(
                 r,
                 "hearsay_rate_limited_total",
                 "Items held or refused by a rate limit, by limit.",
                 &["limit"],
-            ),
-            config_applied: counter(
-                r,
-                "hearsay_config_applied_total",
-                "Config writes from peers applied here (newer than what was here).",
-            ),
-            config_rejected: counter_vec(
-                r,
-                "hearsay_config_rejected_total",
-                "Config writes from peers not applied, by reason: stale (an equal or newer version is here), cap (register cap reached).",
-                &["reason"],
-            ),
-            config_evicted: counter(
-                r,
-                "hearsay_config_evicted_total",
-                "Config registers evicted to stay under the register cap.",
             ),
             implausible_numbers: counter(
                 r,
@@ -121,9 +84,6 @@ impl ProtocolMetrics {
                 "Broadcast-tree links refused because this node's view was full.",
             ),
         };
-        for reason in ["stale", "cap"] {
-            m.config_rejected.with_label_values(&[reason]);
-        }
         for d in ["sent", "received"] {
             m.repairs.with_label_values(&[d]);
         }

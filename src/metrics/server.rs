@@ -7,20 +7,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode, header};
+use tokio::sync::watch;
 
 use super::Metrics;
 use crate::http::{self, Body};
 
 /// What `/readyz` reports on.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Readiness {
     pub listeners_up: AtomicBool,
-    pub discovery_ready: AtomicBool,
+    /// Whether discovery has listed its peers once (discovery's own report).
+    pub discovery_listed: watch::Receiver<bool>,
 }
 
 impl Readiness {
+    pub fn new(discovery_listed: watch::Receiver<bool>) -> Readiness {
+        Readiness {
+            listeners_up: AtomicBool::new(false),
+            discovery_listed,
+        }
+    }
+
     pub fn is_ready(&self) -> bool {
-        self.listeners_up.load(Ordering::Relaxed) && self.discovery_ready.load(Ordering::Relaxed)
+        self.listeners_up.load(Ordering::Relaxed) && *self.discovery_listed.borrow()
     }
 }
 

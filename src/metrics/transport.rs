@@ -98,46 +98,172 @@ impl TransportMetrics {
                 "Sends the protocol core handed to the transport (one per peer per input).",
             ),
         };
-        for d in ["in", "out"] {
-            m.frames.with_label_values(&[d]);
-            m.bytes.with_label_values(&[d]);
-            m.connections.with_label_values(&[d, "opened"]);
-            m.connections.with_label_values(&[d, "failed"]);
-            m.connections.with_label_values(&[d, "refused"]);
-        }
-        for outcome in ["handshake_timeout", "evicted", "replaced"] {
-            m.connections.with_label_values(&["in", outcome]);
-        }
-        m.connections.with_label_values(&["out", "bad_hello"]);
-        for reason in [
-            "io",
-            "too_large",
-            "bad_header",
-            "malformed",
-            "missing_tag",
-            "bad_tag",
-            "unknown_peer",
-            "address_mismatch",
-            "replayed",
-            "stale",
-            "implausible",
-            "unknown_flags",
-            "slow",
-        ] {
-            m.frames_rejected.with_label_values(&[reason]);
-        }
-        for reason in [
-            "queue_full",
-            "no_address",
-            "write_failed",
-            "too_large",
-            "fault",
-        ] {
-            m.sends_dropped.with_label_values(&[reason]);
-        }
-        for o in ["ok", "failed"] {
-            m.key_reloads.with_label_values(&[o]);
-        }
+        m.zero_series();
         m
     }
+
+    /// Creates every labelled series at zero.
+    fn zero_series(&self) {
+        for d in Direction::ALL {
+            self.frames.with_label_values(&[d.as_str()]);
+            self.bytes.with_label_values(&[d.as_str()]);
+        }
+        for (d, o) in ConnOutcome::ALL {
+            self.connections
+                .with_label_values(&[d.as_str(), o.as_str()]);
+        }
+        for reason in REJECT_REASONS {
+            self.frames_rejected.with_label_values(&[reason]);
+        }
+        for reason in DropReason::ALL {
+            self.sends_dropped.with_label_values(&[reason.as_str()]);
+        }
+        for o in ["ok", "failed"] {
+            self.key_reloads.with_label_values(&[o]);
+        }
+    }
+
+    /// Counts one connection outcome.
+    pub fn connection(&self, d: Direction, outcome: ConnOutcome) {
+        self.connections
+            .with_label_values(&[d.as_str(), outcome.as_str()])
+            .inc();
+    }
+
+    /// Counts one frame of `len` bytes in direction `d`.
+    pub fn frame(&self, d: Direction, len: usize) {
+        self.frames.with_label_values(&[d.as_str()]).inc();
+        self.bytes
+            .with_label_values(&[d.as_str()])
+            .inc_by(len as u64);
+    }
+
+    /// Counts one outbound send dropped.
+    pub fn send_dropped(&self, reason: DropReason) {
+        self.sends_dropped
+            .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    /// Counts one inbound frame rejected (`reason` from [`REJECT_REASONS`]).
+    pub fn rejected(&self, reason: &'static str) {
+        self.frames_rejected.with_label_values(&[reason]).inc();
+        if matches!(reason, "missing_tag" | "bad_tag") {
+            self.auth_failures.inc();
+        }
+    }
 }
+
+/// The way a frame or connection goes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Direction {
+    In,
+    Out,
+}
+
+impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::In, Direction::Out];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+}
+
+/// What became of a gossip connection.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ConnOutcome {
+    Opened,
+    Failed,
+    Refused,
+    /// Inbound: no authentic frame within the handshake deadline.
+    HandshakeTimeout,
+    /// Inbound: a newer unauthenticated connection from its IP took the slot.
+    Evicted,
+    /// Inbound: the same peer's newer connection took the slot.
+    Replaced,
+    /// Outbound: the receiver's hello named another node or failed.
+    BadHello,
+}
+
+impl ConnOutcome {
+    /// Every (direction, outcome) series that can occur.
+    pub const ALL: [(Direction, ConnOutcome); 10] = {
+        use ConnOutcome as O;
+        use Direction::{In, Out};
+        [
+            (In, O::Opened),
+            (In, O::Failed),
+            (In, O::Refused),
+            (In, O::HandshakeTimeout),
+            (In, O::Evicted),
+            (In, O::Replaced),
+            (Out, O::Opened),
+            (Out, O::Failed),
+            (Out, O::Refused),
+            (Out, O::BadHello),
+        ]
+    };
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnOutcome::Opened => "opened",
+            ConnOutcome::Failed => "failed",
+            ConnOutcome::Refused => "refused",
+            ConnOutcome::HandshakeTimeout => "handshake_timeout",
+            ConnOutcome::Evicted => "evicted",
+            ConnOutcome::Replaced => "replaced",
+            ConnOutcome::BadHello => "bad_hello",
+        }
+    }
+}
+
+/// Why an outbound send was dropped (anti-entropy repairs it).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    QueueFull,
+    NoAddress,
+    WriteFailed,
+    TooLarge,
+    Fault,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 5] = [
+        DropReason::QueueFull,
+        DropReason::NoAddress,
+        DropReason::WriteFailed,
+        DropReason::TooLarge,
+        DropReason::Fault,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::NoAddress => "no_address",
+            DropReason::WriteFailed => "write_failed",
+            DropReason::TooLarge => "too_large",
+            DropReason::Fault => "fault",
+        }
+    }
+}
+
+/// Every reason an inbound frame can be rejected for: the frame decoder's
+/// (`FrameError::reason`), the replay guard's, and the listener's own.
+pub const REJECT_REASONS: [&str; 13] = [
+    "io",
+    "too_large",
+    "bad_header",
+    "malformed",
+    "missing_tag",
+    "bad_tag",
+    "unknown_peer",
+    "address_mismatch",
+    "replayed",
+    "stale",
+    "implausible",
+    "unknown_flags",
+    "slow",
+];

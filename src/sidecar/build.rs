@@ -17,9 +17,9 @@ use std::sync::atomic::AtomicU64;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::clock::Clock;
 use super::owner::Owner;
 use super::spawn::Wiring;
+use crate::clock::Clock;
 
 pub(super) async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)

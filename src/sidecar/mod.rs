@@ -7,8 +7,6 @@
 //! metrics. Everything between them is a bounded channel.
 
 mod build;
-pub mod clock;
-pub mod commands;
 pub mod owner;
 mod spawn;
 

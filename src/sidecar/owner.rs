@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
-use super::clock::{Clock, rfc3339};
-use super::commands::{BatchAnswer, BatchOutcome, Command, ConfigEntry, PeerInfo, Status};
+use crate::clock::{Clock, rfc3339};
+use crate::commands::{BatchAnswer, BatchOutcome, Command, ConfigEntry, PeerInfo, Status};
 use crate::delivery::queue::{AppQueue, AppQueueStats};
 use crate::gossip::hlc::Hlc;
 use crate::gossip::tree::Link;
@@ -367,16 +367,14 @@ impl Owner {
         m.protocol
             .bloom_rotations
             .inc_by(rotations.saturating_sub(m.protocol.bloom_rotations.get()));
-        m.protocol.origins.set(self.node.origins_known() as i64);
-        m.protocol
+        m.state.origins.set(self.node.origins_known() as i64);
+        m.state
             .retention_events
             .set(self.node.retention().len() as i64);
-        m.protocol
+        m.state
             .retention_bytes
             .set(self.node.retention().bytes() as i64);
-        m.protocol
-            .config_keys
-            .set(self.node.config_live_len() as i64);
+        m.state.config_keys.set(self.node.config_live_len() as i64);
         let members = self
             .members
             .peers()

@@ -2,8 +2,8 @@
 
 use crate::api::{self, ApiCtx};
 use crate::delivery::webhook::{self, WebhookConfig};
-use crate::discovery::kubernetes;
 use crate::discovery::static_peers::{self, StaticDiscovery};
+use crate::discovery::{Publisher, kubernetes};
 use crate::gossip::PeerSet;
 use crate::http::{self, ServerLimits};
 use crate::metrics::Metrics;
@@ -20,8 +20,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::build::{Bound, Identity, build_owner};
-use super::clock::Clock;
 use super::owner;
+use crate::clock::Clock;
 
 /// A gossip connection that carries nothing this long is closed (peers send
 /// an anti-entropy digest every second; writers close idle connections
@@ -46,11 +46,10 @@ pub(super) struct Running {
 pub(super) struct Wiring {
     pub(super) members_tx: watch::Sender<Arc<PeerSet>>,
     pub(super) members_rx: watch::Receiver<Arc<PeerSet>>,
-    pub(super) cmd_tx: mpsc::Sender<super::commands::Command>,
+    pub(super) cmd_tx: mpsc::Sender<crate::commands::Command>,
     pub(super) notify: Arc<Notify>,
     pub(super) shutdown_rx: watch::Receiver<bool>,
     pub(super) metrics: Arc<Metrics>,
-    pub(super) readiness: Arc<Readiness>,
     pub(super) keys: SharedKeyring,
     /// Authentication failures by peer address, seen by the listener and
     /// reported by the writer's peers list.
@@ -76,7 +75,6 @@ pub(super) fn spawn(
         notify: Arc::new(Notify::new()),
         shutdown_rx,
         metrics: Arc::new(Metrics::new()),
-        readiness: Arc::new(Readiness::default()),
         keys,
         auth: Arc::new(crate::transport::auth_watch::AuthWatch::default()),
     };
@@ -102,14 +100,14 @@ pub(super) fn spawn(
     ));
     spawn_listener(settings, bound.gossip, &id, frames_tx, started_ms, &w);
     let origin = id.origin;
-    spawn_discovery(settings, id, &w);
+    let readiness = Arc::new(Readiness::new(spawn_discovery(settings, id, &w)));
     let shutting_down = Arc::new(AtomicBool::new(false));
     let (api, metrics_server) = spawn_servers(
         settings,
         bound.api,
         bound.metrics,
         &w,
-        &shutting_down,
+        (&shutting_down, &readiness),
         servers_stop_rx,
     );
     let webhook_task = tokio::spawn(webhook::run(
@@ -126,13 +124,13 @@ pub(super) fn spawn(
         clock,
         health,
     ));
-    w.readiness.listeners_up.store(true, Ordering::Relaxed);
+    readiness.listeners_up.store(true, Ordering::Relaxed);
     Running {
         owner: owner_task,
         api,
         metrics_server,
         webhook: webhook_task,
-        readiness: w.readiness,
+        readiness,
         shutting_down,
         shutdown_tx,
         servers_stop_tx,
@@ -172,27 +170,29 @@ pub(super) fn spawn_listener(
     ));
 }
 
-pub(super) fn spawn_discovery(settings: &Settings, id: Identity, w: &Wiring) {
-    let (members, ready, metrics, stop) = (
-        w.members_tx.clone(),
-        w.readiness.clone(),
-        w.metrics.clone(),
-        w.shutdown_rx.clone(),
-    );
+/// Discovery, publishing peer sets to the owner and the transport; the
+/// receiver says when it has listed its peers once.
+pub(super) fn spawn_discovery(
+    settings: &Settings,
+    id: Identity,
+    w: &Wiring,
+) -> watch::Receiver<bool> {
+    let (out, listed) = Publisher::new(w.members_tx.clone());
+    let (metrics, stop) = (w.metrics.clone(), w.shutdown_rx.clone());
     match id.kube {
-        Some(d) => tokio::spawn(kubernetes::run(d, members, ready, metrics, stop)),
+        Some(d) => tokio::spawn(kubernetes::run(d, out, metrics, stop)),
         None => tokio::spawn(static_peers::run(
             StaticDiscovery {
                 entries: settings.peers.clone(),
                 file: settings.peers_file.clone(),
                 me: id.me_addr,
             },
-            members,
-            ready,
+            out,
             metrics,
             stop,
         )),
     };
+    listed
 }
 
 /// The local API and the metrics server. Both stay up through the drain,
@@ -203,7 +203,7 @@ pub(super) fn spawn_servers(
     api_listener: TcpListener,
     metrics_listener: TcpListener,
     w: &Wiring,
-    shutting_down: &Arc<AtomicBool>,
+    (shutting_down, readiness): (&Arc<AtomicBool>, &Arc<Readiness>),
     stop: watch::Receiver<bool>,
 ) -> (tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>) {
     let api_ctx = Arc::new(ApiCtx {
@@ -223,7 +223,7 @@ pub(super) fn spawn_servers(
         stop.clone(),
         settings.shutdown_grace,
     ));
-    let (m, r) = (w.metrics.clone(), w.readiness.clone());
+    let (m, r) = (w.metrics.clone(), readiness.clone());
     let metrics = tokio::spawn(http::serve(
         metrics_listener,
         move |req| metrics_server::handle(req, m.clone(), r.clone()),

@@ -22,13 +22,13 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-use super::frame::{FrameError, Me, ReadLimits, now_ms, read_frame};
+use super::frame::{FrameError, Me, ReadLimits, ReceivedFrame, now_ms, read_frame};
 use super::hello::{self, Hello};
 use super::keyring::SharedKeyring;
 use super::replay::{FrameStamp, ReplayGuard};
 use super::slots::{Closed, Slots, Ticket};
 use crate::gossip::{Item, Origin, PeerId, PeerSet};
-use crate::metrics::Metrics;
+use crate::metrics::{ConnOutcome, Direction, Metrics};
 
 /// How long a frame from a peer this node has not discovered yet waits for
 /// discovery to catch up (both sides start at about the same time).
@@ -87,9 +87,7 @@ pub async fn run(
                 if evicted {
                     ctx.metrics
                         .transport
-                        .connections
-                        .with_label_values(&["in", "evicted"])
-                        .inc();
+                        .connection(Direction::In, ConnOutcome::Evicted);
                     tracing::warn!(peer = %remote, "unauthenticated gossip connection closed: a newer one from its IP came in");
                 }
                 ticket
@@ -97,9 +95,7 @@ pub async fn run(
             Err(_) => {
                 ctx.metrics
                     .transport
-                    .connections
-                    .with_label_values(&["in", "refused"])
-                    .inc();
+                    .connection(Direction::In, ConnOutcome::Refused);
                 tracing::warn!(peer = %remote, max = ctx.max_connections, "gossip connection refused: too many waiting to authenticate");
                 continue;
             }
@@ -142,9 +138,7 @@ async fn admit(
         if !known {
             ctx.metrics
                 .transport
-                .connections
-                .with_label_values(&["in", "refused"])
-                .inc();
+                .connection(Direction::In, ConnOutcome::Refused);
             tracing::warn!(peer = %remote, "gossip connection refused: not from a discovered peer");
             return;
         }
@@ -152,9 +146,7 @@ async fn admit(
     let _ = stream.set_nodelay(true);
     ctx.metrics
         .transport
-        .connections
-        .with_label_values(&["in", "opened"])
-        .inc();
+        .connection(Direction::In, ConnOutcome::Opened);
     let me = Hello {
         peer: ctx.me,
         origin: ctx.origin,
@@ -180,9 +172,7 @@ async fn admit(
         Some(Closed::Replaced) => {
             ctx.metrics
                 .transport
-                .connections
-                .with_label_values(&["in", "replaced"])
-                .inc();
+                .connection(Direction::In, ConnOutcome::Replaced);
             tracing::debug!(peer = %remote, "gossip connection replaced by the same peer's newer one");
         }
         None => {}
@@ -210,14 +200,7 @@ fn reject(
     reason: &'static str,
     detail: &dyn std::fmt::Display,
 ) {
-    ctx.metrics
-        .transport
-        .frames_rejected
-        .with_label_values(&[reason])
-        .inc();
-    if matches!(reason, "missing_tag" | "bad_tag") {
-        ctx.metrics.transport.auth_failures.inc();
-    }
+    ctx.metrics.transport.rejected(reason);
     tracing::warn!(peer = %remote, reason, error = %detail, "frame rejected");
 }
 
@@ -229,112 +212,17 @@ async fn read_connection(
     ticket: &mut Ticket,
     deadline: tokio::time::Instant,
 ) {
-    let me = Me {
-        peer: ctx.me,
-        origin: ctx.origin,
-    };
     let mut pinned: Option<PeerId> = None;
     loop {
-        let keys = ctx.keys.current();
-        let read = read_frame(stream, ctx.limits, &keys, me);
-        let read = if ticket.is_authenticated() {
-            read.await
-        } else {
-            match tokio::time::timeout_at(deadline, read).await {
-                Ok(r) => r,
-                Err(_) => {
-                    ctx.metrics
-                        .transport
-                        .connections
-                        .with_label_values(&["in", "handshake_timeout"])
-                        .inc();
-                    tracing::warn!(
-                        peer = %remote,
-                        within = ?HANDSHAKE_DEADLINE,
-                        "gossip connection closed: no authentic frame in time"
-                    );
-                    return;
-                }
-            }
-        };
-        let frame = match read {
-            Ok(Some(f)) => f,
-            Ok(None) | Err(FrameError::Closed) | Err(FrameError::Idle(_)) => return,
-            Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                reject(
-                    ctx,
-                    remote,
-                    "io",
-                    &"connection closed in the middle of a frame",
-                );
-                return;
-            }
-            Err(e) => {
-                // A frame that claims a member at this address and fails
-                // its tag: that peer's key differs (or someone on its IP
-                // forges), either way worth showing.
-                if let Some(claimed) = e.claimed_sender()
-                    && ctx
-                        .members
-                        .borrow()
-                        .get(claimed)
-                        .and_then(|p| p.addr)
-                        .is_some_and(|a| a.ip() == remote.ip())
-                {
-                    ctx.auth.failed(claimed);
-                }
-                reject(ctx, remote, e.reason(), &e);
-                return;
-            }
+        let Some(frame) = next_frame(stream, remote, ctx, ticket, deadline).await else {
+            return;
         };
         let h = frame.header;
         let sender = h.sender;
-        if sender == ctx.me {
-            reject(
-                ctx,
-                remote,
-                "unknown_peer",
-                &"frame claims to come from this node",
-            );
-            return;
-        }
-        if let Some(p) = pinned
-            && p != sender
-        {
-            reject(
-                ctx,
-                remote,
-                "unknown_peer",
-                &"sender changed on one connection",
-            );
-            return;
-        }
-        pinned = Some(sender);
-        if !ctx.allow_unknown_peers {
-            match member_addr(ctx, sender).await {
-                None => {
-                    // Drop this frame (anti-entropy repairs what a real
-                    // peer lost) but keep listening: discovery may still
-                    // catch up.
-                    reject(
-                        ctx,
-                        remote,
-                        "unknown_peer",
-                        &format_args!("peer {sender} is not a member"),
-                    );
-                    continue;
-                }
-                Some(Some(addr)) if addr.ip() != remote.ip() => {
-                    reject(
-                        ctx,
-                        remote,
-                        "address_mismatch",
-                        &format_args!("peer {sender} is at {addr}, not {remote}"),
-                    );
-                    return;
-                }
-                Some(_) => {}
-            }
+        match check_sender(ctx, remote, sender, &mut pinned).await {
+            Verdict::Admit => {}
+            Verdict::Skip => continue,
+            Verdict::Close => return,
         }
         let stamp = FrameStamp {
             sender,
@@ -344,36 +232,21 @@ async fn read_connection(
             bound: h.is_bound(),
         };
         if let Err(r) = ctx.replay.check(stamp, now_ms()) {
-            reject(
-                ctx,
-                remote,
-                r.reason(),
-                &format_args!(
-                    "frame {} from {sender} sent at {} ms",
-                    h.frame_seq, h.sent_at_ms
-                ),
+            let detail = format_args!(
+                "frame {} from {sender} sent at {} ms",
+                h.frame_seq, h.sent_at_ms
             );
+            reject(ctx, remote, r.reason(), &detail);
             return;
         }
         if !ticket.is_authenticated() && ticket.authenticate(sender).is_err() {
             ctx.metrics
                 .transport
-                .connections
-                .with_label_values(&["in", "refused"])
-                .inc();
+                .connection(Direction::In, ConnOutcome::Refused);
             tracing::warn!(peer = %remote, max = ctx.max_connections, "gossip connection refused: every slot is held by another peer");
             return;
         }
-        ctx.metrics
-            .transport
-            .frames
-            .with_label_values(&["in"])
-            .inc();
-        ctx.metrics
-            .transport
-            .bytes
-            .with_label_values(&["in"])
-            .inc_by(frame.len as u64);
+        ctx.metrics.transport.frame(Direction::In, frame.len);
         let inbound = InboundFrame {
             from: sender,
             origin: h.sender_origin,
@@ -383,5 +256,120 @@ async fn read_connection(
         if frames_tx.send(inbound).await.is_err() {
             return;
         }
+    }
+}
+
+/// The next authentic frame, or `None` when the connection is done: closed,
+/// idle, past its handshake deadline, or sending something that fails to
+/// decode or authenticate (rejected and counted).
+async fn next_frame(
+    stream: &mut TcpStream,
+    remote: SocketAddr,
+    ctx: &ListenerCtx,
+    ticket: &Ticket,
+    deadline: tokio::time::Instant,
+) -> Option<ReceivedFrame> {
+    let me = Me {
+        peer: ctx.me,
+        origin: ctx.origin,
+    };
+    let keys = ctx.keys.current();
+    let read = read_frame(stream, ctx.limits, &keys, me);
+    let read = if ticket.is_authenticated() {
+        read.await
+    } else if let Ok(r) = tokio::time::timeout_at(deadline, read).await {
+        r
+    } else {
+        ctx.metrics
+            .transport
+            .connection(Direction::In, ConnOutcome::HandshakeTimeout);
+        tracing::warn!(
+            peer = %remote,
+            within = ?HANDSHAKE_DEADLINE,
+            "gossip connection closed: no authentic frame in time"
+        );
+        return None;
+    };
+    match read {
+        Ok(Some(f)) => Some(f),
+        Ok(None) | Err(FrameError::Closed) | Err(FrameError::Idle(_)) => None,
+        Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            let detail = "connection closed in the middle of a frame";
+            reject(ctx, remote, "io", &detail);
+            None
+        }
+        Err(e) => {
+            // A frame that claims a member at this address and fails its
+            // tag: that peer's key differs (or someone on its IP forges),
+            // either way worth showing.
+            if let Some(claimed) = e.claimed_sender()
+                && ctx
+                    .members
+                    .borrow()
+                    .get(claimed)
+                    .and_then(|p| p.addr)
+                    .is_some_and(|a| a.ip() == remote.ip())
+            {
+                ctx.auth.failed(claimed);
+            }
+            reject(ctx, remote, e.reason(), &e);
+            None
+        }
+    }
+}
+
+/// What to do with an authentic frame, by who claims to have sent it.
+enum Verdict {
+    Admit,
+    /// Drop this frame but keep the connection.
+    Skip,
+    Close,
+}
+
+/// A frame's sender must not be this node, must stay the same on one
+/// connection, and (unless unknown peers are allowed) must be a member at
+/// the connection's IP.
+async fn check_sender(
+    ctx: &ListenerCtx,
+    remote: SocketAddr,
+    sender: PeerId,
+    pinned: &mut Option<PeerId>,
+) -> Verdict {
+    if sender == ctx.me {
+        reject(
+            ctx,
+            remote,
+            "unknown_peer",
+            &"frame claims to come from this node",
+        );
+        return Verdict::Close;
+    }
+    if pinned.is_some_and(|p| p != sender) {
+        reject(
+            ctx,
+            remote,
+            "unknown_peer",
+            &"sender changed on one connection",
+        );
+        return Verdict::Close;
+    }
+    *pinned = Some(sender);
+    if ctx.allow_unknown_peers {
+        return Verdict::Admit;
+    }
+    match member_addr(ctx, sender).await {
+        None => {
+            // Drop this frame (anti-entropy repairs what a real peer lost)
+            // but keep listening: discovery may still catch up.
+            let detail = format_args!("peer {sender} is not a member");
+            reject(ctx, remote, "unknown_peer", &detail);
+            Verdict::Skip
+        }
+        Some(Some(addr)) if addr.ip() != remote.ip() => {
+            let detail = format_args!("peer {sender} is at {addr}, not {remote}");
+            reject(ctx, remote, "address_mismatch", &detail);
+            Verdict::Close
+        }
+        Some(_) => Verdict::Admit,
     }
 }

@@ -33,6 +33,7 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 
 use crate::gossip::{Item, PeerId, PeerSet};
+use crate::metrics::DropReason;
 use writer::{ConnState, PeerWriter, SendRefused, WriterCtx};
 
 /// Sends queued per peer before further sends to it are dropped (and
@@ -58,9 +59,7 @@ impl Transport {
             self.ctx
                 .metrics
                 .transport
-                .sends_dropped
-                .with_label_values(&["no_address"])
-                .inc();
+                .send_dropped(DropReason::NoAddress);
             return;
         };
         let stale = self
@@ -80,17 +79,13 @@ impl Transport {
                 self.ctx
                     .metrics
                     .transport
-                    .sends_dropped
-                    .with_label_values(&["queue_full"])
-                    .inc();
+                    .send_dropped(DropReason::QueueFull);
             }
             Err(SendRefused::Closed) => {
                 self.ctx
                     .metrics
                     .transport
-                    .sends_dropped
-                    .with_label_values(&["write_failed"])
-                    .inc();
+                    .send_dropped(DropReason::WriteFailed);
                 self.writers.remove(&to);
             }
         }

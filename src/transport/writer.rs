@@ -25,7 +25,7 @@ use super::hello::{self, HelloError};
 use super::keyring::SharedKeyring;
 use crate::gossip::codec::{self, HEADER_LEN, TAG_LEN};
 use crate::gossip::{Item, Origin, PeerId};
-use crate::metrics::Metrics;
+use crate::metrics::{ConnOutcome, Direction, DropReason, Metrics};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A connection with nothing to send for this long is closed (its task
@@ -51,22 +51,16 @@ pub struct WriterCtx {
     pub auth: Arc<super::auth_watch::AuthWatch>,
 }
 
+/// Where a writer's connection stands, for `/v1/peers`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum ConnState {
-    Connecting,
-    Up,
-    Down,
+    Connecting = 0,
+    Up = 1,
+    Down = 2,
 }
 
 impl ConnState {
-    fn from_u8(v: u8) -> ConnState {
-        match v {
-            1 => ConnState::Up,
-            2 => ConnState::Down,
-            _ => ConnState::Connecting,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             ConnState::Connecting => "connecting",
@@ -76,9 +70,27 @@ impl ConnState {
     }
 }
 
+/// A [`ConnState`] shared between a writer task and its handle.
+#[derive(Clone, Default)]
+struct SharedState(Arc<AtomicU8>);
+
+impl SharedState {
+    fn set(&self, state: ConnState) {
+        self.0.store(state as u8, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> ConnState {
+        match self.0.load(Ordering::Relaxed) {
+            1 => ConnState::Up,
+            2 => ConnState::Down,
+            _ => ConnState::Connecting,
+        }
+    }
+}
+
 pub struct PeerWriter {
     tx: mpsc::Sender<Vec<Item>>,
-    state: Arc<AtomicU8>,
+    state: SharedState,
     pub addr: SocketAddr,
     task: JoinHandle<()>,
 }
@@ -93,7 +105,7 @@ pub enum SendRefused {
 impl PeerWriter {
     pub fn spawn(ctx: Arc<WriterCtx>, to: PeerId, addr: SocketAddr, capacity: usize) -> PeerWriter {
         let (tx, rx) = mpsc::channel(capacity);
-        let state = Arc::new(AtomicU8::new(0));
+        let state = SharedState::default();
         let task = tokio::spawn(run(ctx, to, addr, rx, state.clone()));
         PeerWriter {
             tx,
@@ -111,7 +123,7 @@ impl PeerWriter {
     }
 
     pub fn state(&self) -> ConnState {
-        ConnState::from_u8(self.state.load(Ordering::Relaxed))
+        self.state.get()
     }
 
     pub fn is_finished(&self) -> bool {
@@ -130,7 +142,7 @@ async fn run(
     to: PeerId,
     addr: SocketAddr,
     mut rx: mpsc::Receiver<Vec<Item>>,
-    state: Arc<AtomicU8>,
+    state: SharedState,
 ) {
     let backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(50))
@@ -139,7 +151,6 @@ async fn run(
         .without_max_times();
     let mut delays = backoff.build();
     let mut pending: Vec<Item> = Vec::new();
-    let mut buf = Vec::new();
     loop {
         if pending.is_empty() {
             match tokio::time::timeout(IDLE_CLOSE, rx.recv()).await {
@@ -147,56 +158,88 @@ async fn run(
                 Ok(None) | Err(_) => return,
             }
         }
-        state.store(0, Ordering::Relaxed);
-        let mut stream =
-            match tokio::time::timeout(CONNECT_TIMEOUT, connect(addr, ctx.bind_ip)).await {
-                Ok(Ok(s)) => s,
-                result => {
-                    let error = match result {
-                        Ok(Err(e)) => e.to_string(),
-                        _ => "timed out".to_owned(),
-                    };
-                    ctx.metrics
-                        .transport
-                        .connections
-                        .with_label_values(&["out", "failed"])
-                        .inc();
-                    state.store(2, Ordering::Relaxed);
-                    tracing::debug!(peer = %addr, %error, "connect failed");
-                    if rx.is_closed() {
-                        // The peer left the membership: give up what is held.
-                        ctx.metrics
-                            .transport
-                            .sends_dropped
-                            .with_label_values(&["write_failed"])
-                            .inc();
-                        return;
-                    }
-                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                    tokio::time::sleep(delay).await;
-                    continue;
+        state.set(ConnState::Connecting);
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect(addr, ctx.bind_ip)).await {
+            Ok(Ok(s)) => s,
+            result => {
+                let error = match result {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".to_owned(),
+                };
+                ctx.metrics
+                    .transport
+                    .connection(Direction::Out, ConnOutcome::Failed);
+                state.set(ConnState::Down);
+                tracing::debug!(peer = %addr, %error, "connect failed");
+                if rx.is_closed() {
+                    // The peer left the membership: give up what is held.
+                    ctx.metrics.transport.send_dropped(DropReason::WriteFailed);
+                    return;
                 }
-            };
+                let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        };
+        delays = backoff.build();
+        let conn = Connection {
+            ctx: &ctx,
+            to,
+            addr,
+            state: &state,
+        };
+        if conn.serve(stream, &mut rx, &mut pending).await == Served::Done {
+            return;
+        }
+    }
+}
+
+/// How a connection ended.
+#[derive(PartialEq, Eq)]
+enum Served {
+    /// The queue closed or stayed idle: the writer ends.
+    Done,
+    /// A write failed: reconnect and send what is pending.
+    Broken,
+}
+
+/// One open connection of a writer.
+struct Connection<'a> {
+    ctx: &'a WriterCtx,
+    to: PeerId,
+    addr: SocketAddr,
+    state: &'a SharedState,
+}
+
+impl Connection<'_> {
+    /// Reads the receiver's hello, then sends everything queued as it
+    /// comes, until the queue ends or a write fails (`pending` then holds
+    /// what did not go out).
+    async fn serve(
+        &self,
+        mut stream: TcpStream,
+        rx: &mut mpsc::Receiver<Vec<Item>>,
+        pending: &mut Vec<Item>,
+    ) -> Served {
+        let ctx = self.ctx;
         let _ = stream.set_nodelay(true);
         ctx.metrics
             .transport
-            .connections
-            .with_label_values(&["out", "opened"])
-            .inc();
-        let bound_to = read_hello(&ctx, to, addr, &mut stream).await;
-        state.store(1, Ordering::Relaxed);
-        delays = backoff.build();
+            .connection(Direction::Out, ConnOutcome::Opened);
+        let dest = Dest {
+            peer: self.to,
+            origin: read_hello(ctx, self.to, self.addr, &mut stream).await,
+            addr: self.addr,
+        };
+        self.state.set(ConnState::Up);
+        let mut buf = Vec::new();
         loop {
             if pending.is_empty() {
                 match tokio::time::timeout(IDLE_CLOSE, rx.recv()).await {
-                    Ok(Some(items)) => pending = items,
-                    Ok(None) => {
+                    Ok(Some(items)) => *pending = items,
+                    Ok(None) | Err(_) => {
                         let _ = stream.shutdown().await;
-                        return;
-                    }
-                    Err(_) => {
-                        let _ = stream.shutdown().await;
-                        return;
+                        return Served::Done;
                     }
                 }
             }
@@ -204,17 +247,12 @@ async fn run(
             while let Ok(more) = rx.try_recv() {
                 pending.extend(more);
             }
-            let dest = Dest {
-                peer: to,
-                origin: bound_to,
-                addr,
-            };
-            match write_all_frames(&ctx, dest, &mut stream, &pending, &mut buf).await {
+            match write_all_frames(ctx, dest, &mut stream, pending, &mut buf).await {
                 Ok(()) => pending.clear(),
                 Err(e) => {
-                    tracing::debug!(peer = %addr, error = %e, "write failed; reconnecting");
-                    state.store(2, Ordering::Relaxed);
-                    break;
+                    tracing::debug!(peer = %self.addr, error = %e, "write failed; reconnecting");
+                    self.state.set(ConnState::Down);
+                    return Served::Broken;
                 }
             }
         }
@@ -253,9 +291,7 @@ async fn read_hello(
         Ok(h) if h.peer != to => {
             ctx.metrics
                 .transport
-                .connections
-                .with_label_values(&["out", "bad_hello"])
-                .inc();
+                .connection(Direction::Out, ConnOutcome::BadHello);
             tracing::warn!(peer = %addr, expected = %to, got = %h.peer, "the peer at this address says it is another node; frames to it will be refused there");
             None
         }
@@ -266,9 +302,7 @@ async fn read_hello(
             }
             ctx.metrics
                 .transport
-                .connections
-                .with_label_values(&["out", "bad_hello"])
-                .inc();
+                .connection(Direction::Out, ConnOutcome::BadHello);
             tracing::warn!(peer = %addr, error = %e, "the peer's hello failed; check that both use the same gossip key");
             None
         }
@@ -307,11 +341,7 @@ async fn write_all_frames(
         }
         if size > budget {
             // One item alone exceeds the bound: it cannot go out at all.
-            ctx.metrics
-                .transport
-                .sends_dropped
-                .with_label_values(&["too_large"])
-                .inc();
+            ctx.metrics.transport.send_dropped(DropReason::TooLarge);
             tracing::warn!(
                 bytes = size,
                 max = budget,
@@ -334,25 +364,12 @@ async fn write_all_frames(
             .as_ref()
             .is_some_and(|f| f.should_drop(dest.addr))
         {
-            ctx.metrics
-                .transport
-                .sends_dropped
-                .with_label_values(&["fault"])
-                .inc();
+            ctx.metrics.transport.send_dropped(DropReason::Fault);
             start = end;
             continue;
         }
         stream.write_all(buf).await?;
-        ctx.metrics
-            .transport
-            .frames
-            .with_label_values(&["out"])
-            .inc();
-        ctx.metrics
-            .transport
-            .bytes
-            .with_label_values(&["out"])
-            .inc_by(buf.len() as u64);
+        ctx.metrics.transport.frame(Direction::Out, buf.len());
         start = end;
     }
     Ok(())
