@@ -66,17 +66,6 @@ pub async fn run(
     clock: Clock,
     health: Health,
 ) {
-    // Logs a failed attempt at WARN when the health says one is due.
-    let failed = |why: &str, ready: bool| {
-        if let Some(w) = health.failed(why.to_owned(), ready, clock.now()) {
-            let what = if ready {
-                "the app is failing; events are retried"
-            } else {
-                "the app has not answered yet; events wait"
-            };
-            tracing::warn!(url = %cfg.url, error = %why, attempts = w.attempts, "{what}");
-        }
-    };
     let client: HttpClient = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build_http();
@@ -85,24 +74,21 @@ pub async fn run(
         .with_max_delay(Duration::from_secs(2))
         .with_jitter()
         .without_max_times();
+    let mut w = Worker {
+        cfg,
+        client,
+        metrics,
+        clock,
+        health,
+        ready: false,
+        failing_since: None,
+    };
     let mut delays = backoff.build();
     let mut encoder = Encoder::new(origin);
-    let mut ready = false;
-    let mut failing_since: Option<Instant> = None;
     loop {
-        if !ready && let Some(path) = &cfg.probe_path {
-            match probe(&client, &cfg, path).await {
-                Ok(()) => {
-                    tracing::info!(url = %cfg.url, "app is ready");
-                    health.succeeded(clock.now());
-                    ready = true;
-                }
-                Err(why) => {
-                    failed(&format!("probe {path}: {why}"), false);
-                    tokio::time::sleep(GATED_RETRY).await;
-                    continue;
-                }
-            }
+        if !w.ready && !w.probe().await {
+            tokio::time::sleep(GATED_RETRY).await;
+            continue;
         }
         let (reply, answer) = oneshot::channel();
         if cmd_tx.send(Command::NextBatch { reply }).await.is_err() {
@@ -122,87 +108,155 @@ pub async fn run(
             }
             Ok(BatchAnswer::Batch(b)) => b,
         };
-        let body = encoder.encode(&batch, clock.now());
+        let body = encoder.encode(&batch, w.clock.now());
+        let outcome = w.deliver(body, &batch).await;
+        let (done, pause) = w.judge(outcome, batch);
+        if matches!(done, BatchOutcome::Acknowledged(_)) {
+            delays = backoff.build();
+        }
+        if cmd_tx.send(Command::BatchDone(done)).await.is_err() {
+            return;
+        }
+        match pause {
+            Pause::None => {}
+            Pause::Backoff => {
+                let delay = delays.next().unwrap_or(Duration::from_secs(2));
+                tokio::time::sleep(delay).await;
+            }
+            Pause::Gated => tokio::time::sleep(GATED_RETRY).await,
+        }
+    }
+}
+
+/// How long the worker waits before asking for the next batch.
+enum Pause {
+    None,
+    /// The next step of the retry backoff.
+    Backoff,
+    /// The app has not answered yet: a fixed short wait.
+    Gated,
+}
+
+/// The worker's view of the app: whether it has answered once, and since
+/// when it has been failing.
+struct Worker {
+    cfg: WebhookConfig,
+    client: HttpClient,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+    health: Health,
+    ready: bool,
+    failing_since: Option<Instant>,
+}
+
+impl Worker {
+    /// With a probe path: whether the app answers it (then it is ready).
+    /// Without one, readiness waits for a first delivery.
+    async fn probe(&mut self) -> bool {
+        let Some(path) = self.cfg.probe_path.clone() else {
+            return true;
+        };
+        match probe(&self.client, &self.cfg, &path).await {
+            Ok(()) => {
+                tracing::info!(url = %self.cfg.url, "app is ready");
+                self.health.succeeded(self.clock.now());
+                self.ready = true;
+                true
+            }
+            Err(why) => {
+                self.failed(&format!("probe {path}: {why}"));
+                false
+            }
+        }
+    }
+
+    /// Posts one batch, timing it; a timeout once ready counts its events
+    /// as redelivered when they go again.
+    async fn deliver(&self, body: Vec<u8>, batch: &[AppMessage]) -> Outcome {
         let started = Instant::now();
-        let outcome = post(&client, &cfg, body).await;
-        metrics
+        let outcome = post(&self.client, &self.cfg, body).await;
+        self.metrics
             .delivery
             .webhook_latency
             .observe(started.elapsed().as_secs_f64());
-        if ready && matches!(outcome, Outcome::TimedOut(_)) {
+        if self.ready && matches!(outcome, Outcome::TimedOut(_)) {
             let events: usize = batch.iter().map(AppMessage::event_count).sum();
-            metrics.delivery.webhook_redelivered.inc_by(events as u64);
+            self.metrics
+                .delivery
+                .webhook_redelivered
+                .inc_by(events as u64);
         }
-        let done = match outcome {
+        outcome
+    }
+
+    /// What becomes of a batch after `outcome`, and how long to wait
+    /// before the next.
+    fn judge(&mut self, outcome: Outcome, batch: Vec<AppMessage>) -> (BatchOutcome, Pause) {
+        let result = match &outcome {
+            Outcome::Success => "success",
+            Outcome::Rejected(..) => "rejected",
+            _ if !self.ready => "gated",
+            _ => "retry",
+        };
+        self.metrics
+            .delivery
+            .webhook_requests
+            .with_label_values(&[result])
+            .inc();
+        match outcome {
             Outcome::Success => {
-                if !ready {
-                    tracing::info!(url = %cfg.url, "app is ready");
+                if !self.ready {
+                    tracing::info!(url = %self.cfg.url, "app is ready");
                 }
-                ready = true;
-                health.succeeded(clock.now());
-                failing_since = None;
-                delays = backoff.build();
-                metrics
-                    .delivery
-                    .webhook_requests
-                    .with_label_values(&["success"])
-                    .inc();
-                BatchOutcome::Acknowledged(batch)
+                self.ready = true;
+                self.health.succeeded(self.clock.now());
+                self.failing_since = None;
+                (BatchOutcome::Acknowledged(batch), Pause::None)
             }
             Outcome::Rejected(status, body) => {
                 let events: usize = batch.iter().map(AppMessage::event_count).sum();
                 tracing::warn!(%status, events, body = %body, "the app rejected a batch; not retrying");
-                health.rejected(format!("{status}: {body}"));
-                metrics
-                    .delivery
-                    .webhook_requests
-                    .with_label_values(&["rejected"])
-                    .inc();
-                BatchOutcome::Rejected(batch)
+                self.health.rejected(format!("{status}: {body}"));
+                (BatchOutcome::Rejected(batch), Pause::None)
             }
-            Outcome::Retryable(why) | Outcome::TimedOut(why) if !ready => {
-                failed(&why, false);
-                metrics
-                    .delivery
-                    .webhook_requests
-                    .with_label_values(&["gated"])
-                    .inc();
-                let _ = cmd_tx
-                    .send(Command::BatchDone(BatchOutcome::Retry(batch)))
-                    .await;
-                tokio::time::sleep(GATED_RETRY).await;
-                continue;
+            Outcome::Retryable(why) | Outcome::TimedOut(why) if !self.ready => {
+                // Gated: the batch waits, and no failure counts yet.
+                self.failed(&why);
+                (BatchOutcome::Retry(batch), Pause::Gated)
             }
             Outcome::Retryable(why) | Outcome::TimedOut(why) => {
-                metrics
-                    .delivery
-                    .webhook_requests
-                    .with_label_values(&["retry"])
-                    .inc();
-                failed(&why, true);
-                let since = *failing_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= cfg.retry_budget {
+                self.failed(&why);
+                let since = *self.failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.cfg.retry_budget {
                     tracing::warn!(
                         error = %why,
                         failing_for = ?since.elapsed(),
                         "the app kept failing past the retry budget; it gets a flush instead"
                     );
-                    failing_since = None;
-                    BatchOutcome::GiveUp(batch)
+                    self.failing_since = None;
+                    (BatchOutcome::GiveUp(batch), Pause::Backoff)
                 } else {
                     tracing::debug!(error = %why, "delivery failed; retrying");
-                    BatchOutcome::Retry(batch)
+                    (BatchOutcome::Retry(batch), Pause::Backoff)
                 }
             }
-        };
-        let retry = matches!(done, BatchOutcome::Retry(_) | BatchOutcome::GiveUp(_));
-        if cmd_tx.send(Command::BatchDone(done)).await.is_err() {
+        }
+    }
+
+    /// Logs a failed attempt at WARN when the health says one is due.
+    fn failed(&self, why: &str) {
+        let Some(w) = self
+            .health
+            .failed(why.to_owned(), self.ready, self.clock.now())
+        else {
             return;
-        }
-        if retry {
-            let delay = delays.next().unwrap_or(Duration::from_secs(2));
-            tokio::time::sleep(delay).await;
-        }
+        };
+        let what = if self.ready {
+            "the app is failing; events are retried"
+        } else {
+            "the app has not answered yet; events wait"
+        };
+        tracing::warn!(url = %self.cfg.url, error = %why, attempts = w.attempts, "{what}");
     }
 }
 

@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 
 use super::*;
+use crate::gossip::ratelimit::RateSpec;
 
 fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
     let map: HashMap<String, String> = pairs
