@@ -30,6 +30,15 @@ pub enum Route {
 }
 
 impl Route {
+    /// Every route.
+    pub const ALL: [Route; 5] = [
+        Route::Push,
+        Route::TreeRelay,
+        Route::GraftAnswer,
+        Route::Repair,
+        Route::ConfigState,
+    ];
+
     /// Whether the receiver forwards it along the tree.
     pub fn relays(self) -> bool {
         matches!(self, Route::TreeRelay | Route::GraftAnswer)

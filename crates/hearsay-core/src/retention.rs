@@ -233,60 +233,20 @@ impl Retention {
         budget: usize,
         fresh_after: Time,
     ) -> RepairPlan {
+        let buf = self.origins.get(&origin);
+        let mut cover = Cover {
+            through: asker_watermark,
+            contiguous: true,
+            our_watermark,
+            vouching: Vouching::new(buf, since),
+        };
         let mut plan = RepairPlan::default();
-        let (events, gone_newest, skipped_through, skipped_newest) = match self.origins.get(&origin)
-        {
-            Some(buf) => (
-                Some(&buf.events),
-                buf.gone_newest,
-                buf.skipped_through,
-                buf.skipped_newest,
-            ),
-            None => (None, Time::MAX, 0, Time::ZERO),
-        };
-        let gone_is_lost = gone_newest >= since;
-        // Seqs this node skipped may matter to an asker that started
-        // earlier: about those it must say nothing, so the asker asks a
-        // peer that had them.
-        let unknown_through = if since < skipped_newest {
-            skipped_through
-        } else {
-            0
-        };
-        // Vouches for the hole `from..=to`: false if it cannot.
-        let vouch = |from: u64, to: u64, lost: &mut bool| -> bool {
-            if from <= unknown_through {
-                return false;
-            }
-            if to > skipped_through || from > skipped_through {
-                *lost |= gone_is_lost;
-            }
-            true
-        };
-        // `through`: every seq up to it is sent, predates `since`, or is gone.
-        let mut through = asker_watermark;
-        let mut lost = false;
-        let mut contiguous = true;
         let mut out_of_budget = false;
-        for (&seq, stored) in events
+        for (&seq, stored) in buf
             .into_iter()
-            .flat_map(|m| m.range(asker_watermark + 1..))
+            .flat_map(|b| b.events.range(asker_watermark + 1..))
         {
-            if contiguous && seq > through + 1 {
-                // A hole before `seq`: vouch for the part at or below our
-                // watermark (gone), stop vouching past it.
-                let vouch_to = (seq - 1).min(our_watermark);
-                if vouch_to > through {
-                    if vouch(through + 1, vouch_to, &mut lost) {
-                        through = vouch_to;
-                    } else {
-                        contiguous = false;
-                    }
-                }
-                if seq - 1 > our_watermark {
-                    contiguous = false;
-                }
-            }
+            cover.hole_before(seq);
             if stored.stored_at > fresh_after {
                 out_of_budget = true;
                 break;
@@ -299,25 +259,105 @@ impl Retention {
                 plan.bytes += stored.wire_size;
                 plan.events.push(stored.clone());
             }
-            if contiguous {
-                through = seq;
+            if cover.contiguous {
+                cover.through = seq;
             }
         }
-        if contiguous
-            && !out_of_budget
-            && our_watermark > through
-            && vouch(through + 1, our_watermark, &mut lost)
-        {
-            through = our_watermark;
+        if !out_of_budget {
+            cover.up_to_our_watermark();
         }
-        if through > asker_watermark {
+        if cover.through > asker_watermark {
             plan.info = Some(OriginRepair {
                 origin,
-                through,
-                lost,
+                through: cover.through,
+                lost: cover.vouching.lost,
             });
         }
         plan
+    }
+}
+
+/// How far a repair answer covers the asker: every seq up to `through` is
+/// sent, predates what the asker needs, or is vouched for as gone.
+struct Cover {
+    through: u64,
+    /// No hole this node cannot vouch for yet: `through` still advances.
+    contiguous: bool,
+    our_watermark: u64,
+    vouching: Vouching,
+}
+
+impl Cover {
+    /// A hole before `seq`: vouch for the part at or below our watermark
+    /// (gone), stop covering past it.
+    fn hole_before(&mut self, seq: u64) {
+        if !self.contiguous || seq <= self.through + 1 {
+            return;
+        }
+        let vouch_to = (seq - 1).min(self.our_watermark);
+        if vouch_to > self.through {
+            if self.vouching.vouch(self.through + 1, vouch_to) {
+                self.through = vouch_to;
+            } else {
+                self.contiguous = false;
+            }
+        }
+        if seq - 1 > self.our_watermark {
+            self.contiguous = false;
+        }
+    }
+
+    /// After the last stored event: the rest up to our watermark is gone.
+    fn up_to_our_watermark(&mut self) {
+        if self.contiguous
+            && self.our_watermark > self.through
+            && self.vouching.vouch(self.through + 1, self.our_watermark)
+        {
+            self.through = self.our_watermark;
+        }
+    }
+}
+
+/// What this node can say of seqs it does not hold.
+struct Vouching {
+    /// Seqs this node skipped that may matter to an asker that started
+    /// earlier: about those it must say nothing, so the asker asks a peer
+    /// that had them.
+    unknown_through: u64,
+    skipped_through: u64,
+    /// Whether seqs evicted or flushed here are ones the asker needed.
+    gone_is_lost: bool,
+    /// Whether the answer vouches for a seq the asker needed: lost.
+    lost: bool,
+}
+
+impl Vouching {
+    fn new(buf: Option<&OriginBuffer>, since: Time) -> Vouching {
+        let (gone_newest, skipped_through, skipped_newest) = match buf {
+            Some(b) => (b.gone_newest, b.skipped_through, b.skipped_newest),
+            None => (Time::MAX, 0, Time::ZERO),
+        };
+        Vouching {
+            unknown_through: if since < skipped_newest {
+                skipped_through
+            } else {
+                0
+            },
+            skipped_through,
+            gone_is_lost: gone_newest >= since,
+            lost: false,
+        }
+    }
+
+    /// Vouches for the hole `from..=to`: false if it cannot.
+    fn vouch(&mut self, from: u64, to: u64) -> bool {
+        if from <= self.unknown_through {
+            return false;
+        }
+        if to > self.skipped_through || from > self.skipped_through {
+            self.lost |= self.gone_is_lost;
+        }
+        true
     }
 }
 

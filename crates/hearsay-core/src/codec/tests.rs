@@ -1,3 +1,7 @@
+use std::sync::Arc;
+
+use super::decode::route_of;
+use super::encode::{put_varint, route_flags};
 use super::*;
 use proptest::prelude::*;
 

@@ -3,10 +3,13 @@
 //! Every public method takes the current time and a [`Runtime`] and returns
 //! after emitting its effects. Nothing here blocks, sleeps, reads a clock or
 //! touches a socket. The work is split by job across this module's files:
-//! publishing and the outbox here, `receive` for frames from peers,
-//! `overlay` for the broadcast tree, `sync` for anti-entropy and
-//! housekeeping.
+//! publishing and the outbox here, `config` for config writes and the
+//! registers, `receive` for frames from peers, `overlay` for the broadcast
+//! tree, `sync` for anti-entropy and housekeeping, `inspect` for what a
+//! node shows of itself.
 
+mod config;
+mod inspect;
 mod overlay;
 mod receive;
 mod sync;
@@ -21,19 +24,19 @@ use thiserror::Error;
 
 use super::bloom::RotatingBloom;
 use super::codec;
-use super::event::{Event, EventBody, EventError, EventId, Invalidation, Origin, Version};
+use super::event::{Event, EventBody, EventError, EventId, Invalidation, Origin};
 use super::hlc::Hlc;
 use super::membership::{MembershipUpdate, PeerId, PeerSet};
 use super::message::Item;
 use super::ratelimit::TokenBucket;
 use super::records::{Mark, Records};
-use super::registers::{Apply, Register, Registers, register_cap};
+use super::registers::Registers;
 use super::retention::Retention;
 use super::runtime::{FlushReason, Runtime, Timer};
 use super::settings::NodeConfig;
 use super::stats::Stats;
 use super::time::Time;
-use super::tree::{Link, Tree};
+use super::tree::Tree;
 
 /// Why a local publish was refused.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -159,87 +162,6 @@ impl Node {
         self.finish(now, rt);
     }
 
-    /// This node's peer id.
-    pub fn id(&self) -> PeerId {
-        self.me
-    }
-
-    /// This node's origin: the prefix of the ids of events it publishes.
-    pub fn origin(&self) -> Origin {
-        self.origin
-    }
-
-    /// When this node started (events published before it are not its app's).
-    pub fn started(&self) -> Time {
-        self.started
-    }
-
-    /// The settings it runs with.
-    pub fn config(&self) -> &NodeConfig {
-        &self.cfg
-    }
-
-    /// What it has counted so far.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
-    }
-
-    /// The current members (itself left out).
-    pub fn members(&self) -> &Arc<PeerSet> {
-        &self.members
-    }
-
-    /// This node's link to a peer in the overlay, if it has one.
-    pub fn link(&self, peer: PeerId) -> Option<Link> {
-        self.tree.link(peer)
-    }
-
-    /// Peers this node pushes events to eagerly (in tree mode).
-    pub fn eager_peers(&self) -> &[PeerId] {
-        self.tree.eager()
-    }
-
-    /// Peers this node announces events to lazily (in tree mode).
-    pub fn lazy_peers(&self) -> &[PeerId] {
-        self.tree.lazy()
-    }
-
-    /// The dedup filter, for its memory figure.
-    pub fn bloom(&self) -> &RotatingBloom {
-        &self.bloom
-    }
-
-    /// The events kept for repairs and grafts.
-    pub fn retention(&self) -> &Retention {
-        &self.retention
-    }
-
-    /// Origins whose sequences this node tracks.
-    pub fn origins_known(&self) -> usize {
-        self.records.len()
-    }
-
-    /// A config key's register, live or a tombstone.
-    pub fn config_get(&self, key: &str) -> Option<&Register> {
-        self.registers.get(key).filter(|r| r.value.is_some())
-    }
-
-    /// Every live config key with its register, in key order.
-    pub fn config_live(&self) -> impl Iterator<Item = (&str, &Register)> {
-        self.registers.live()
-    }
-
-    /// How many config keys have a live value.
-    pub fn config_live_len(&self) -> usize {
-        self.registers.live_len()
-    }
-
-    /// True when this node pushes its own events to every peer directly.
-    pub fn is_direct_mode(&self) -> bool {
-        let others = self.members.len() - usize::from(self.members.contains(self.me));
-        others <= self.cfg.direct_push_max_peers
-    }
-
     /// Publishes an invalidation from the local app.
     pub fn publish<R: Runtime + ?Sized>(
         &mut self,
@@ -248,109 +170,6 @@ impl Node {
         rt: &mut R,
     ) -> Result<EventId, PublishError> {
         self.originate(now, EventBody::Invalidate(inv), rt)
-    }
-
-    /// Sets a config value (last writer wins across the cluster).
-    pub fn set_config<R: Runtime + ?Sized>(
-        &mut self,
-        now: Time,
-        key: String,
-        value: String,
-        rt: &mut R,
-    ) -> Result<EventId, PublishError> {
-        if let Err(e) = self.check_config_room(&key) {
-            self.stats.publish_too_large += 1;
-            return Err(e);
-        }
-        let version = self.next_version(now);
-        self.originate(
-            now,
-            EventBody::Config {
-                key,
-                value,
-                version,
-            },
-            rt,
-        )
-    }
-
-    /// Deletes a config key (its register becomes a tombstone), as a local
-    /// publish.
-    pub fn delete_config<R: Runtime + ?Sized>(
-        &mut self,
-        now: Time,
-        key: String,
-        rt: &mut R,
-    ) -> Result<EventId, PublishError> {
-        if !self.registers.is_live(&key) {
-            // Nothing to delete: answer so, and leave no tombstone behind.
-            self.stats.publish_no_such_key += 1;
-            return Err(PublishError::NoSuchKey { key });
-        }
-        let version = self.next_version(now);
-        self.originate(now, EventBody::ConfigDelete { key, version }, rt)
-    }
-
-    /// The app's own writes: at most `max_config_keys` live keys (tombstones
-    /// do not count), and never one the register cap would refuse.
-    fn check_config_room(&self, key: &str) -> Result<(), PublishError> {
-        if self.registers.is_live(key) {
-            return Ok(());
-        }
-        let max = self.cfg.limits.max_config_keys;
-        let live = self.registers.live_len();
-        let cap = register_cap(max);
-        let refused_at_cap = self.registers.get(key).is_none()
-            && self.registers.len() >= cap
-            && self.registers.last_key().is_none_or(|last| key > last);
-        if live >= max || refused_at_cap {
-            return Err(EventError::TooManyConfigKeys {
-                count: live + 1,
-                max,
-            }
-            .into());
-        }
-        Ok(())
-    }
-
-    /// Applies a config event to the registers, counting what happened and
-    /// telling the app about a live key evicted at the cap. True when the
-    /// write is now current.
-    fn apply_config<R: Runtime + ?Sized>(
-        &mut self,
-        event: &Arc<Event>,
-        now: Time,
-        rt: &mut R,
-    ) -> bool {
-        let cap = register_cap(self.cfg.limits.max_config_keys);
-        match self.registers.apply(event, now, cap) {
-            Apply::Newer => true,
-            Apply::NewerEvicting(old) => {
-                self.stats.config_evicted += 1;
-                if old.value.is_some()
-                    && let Some((key, version)) = old.event.body.config_version()
-                {
-                    rt.config_evicted(key, version);
-                }
-                true
-            }
-            Apply::Stale => {
-                self.stats.config_stale += 1;
-                false
-            }
-            Apply::RefusedAtCap => {
-                self.stats.config_rejected_cap += 1;
-                false
-            }
-            Apply::NotConfig => false,
-        }
-    }
-
-    fn next_version(&mut self, now: Time) -> Version {
-        Version {
-            hlc: self.hlc.tick(now),
-            origin: self.origin,
-        }
     }
 
     fn originate<R: Runtime + ?Sized>(

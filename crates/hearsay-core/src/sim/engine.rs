@@ -180,29 +180,13 @@ impl Sim {
                 bytes,
                 items,
             } => {
-                if !self.world.up[to] || self.world.incarnation[to] != to_incarnation {
-                    self.world.counters.frames_lost += 1;
-                    return;
-                }
-                let Some(node) = self.nodes[to].as_mut() else {
-                    return;
+                let inbound = Inbound {
+                    from,
+                    sender_origin,
+                    frame_len: bytes,
+                    items,
                 };
-                let mut rt = SimRuntime {
-                    world: &mut self.world,
-                    node: to,
-                    me: node.id(),
-                    origin: node.origin(),
-                };
-                node.receive(
-                    now,
-                    Inbound {
-                        from,
-                        sender_origin,
-                        frame_len: bytes,
-                        items,
-                    },
-                    &mut rt,
-                );
+                self.deliver_frame(now, to, to_incarnation, inbound);
             }
             Action::Timer {
                 node: i,
@@ -223,21 +207,7 @@ impl Sim {
                 };
                 node.timer(now, timer, &mut rt);
             }
-            Action::Publish(k) => {
-                let up: Vec<usize> = (0..self.cfg.nodes).filter(|i| self.world.up[*i]).collect();
-                if up.is_empty() {
-                    return;
-                }
-                let i = up[self.rng.random_range(0..up.len())];
-                let inv = Invalidation {
-                    cache: format!("cache-{}", k % 8),
-                    keys: vec![format!("key-{k}")],
-                    ..Invalidation::default()
-                };
-                // A refused publish (rate limit) is not an event: the app
-                // was told and nothing was promised.
-                let _ = self.publish(i, inv);
-            }
+            Action::Publish(k) => self.publish_at_random(k),
             Action::Crash(i) => {
                 if let Some(node) = self.nodes[i].take() {
                     self.dead_stats.merge(node.stats());
@@ -247,28 +217,68 @@ impl Sim {
                 self.world.incarnation[i] += 1;
             }
             Action::Restart(i) => self.spawn(i),
-            Action::PartitionStart => {
-                let p = self
-                    .cfg
-                    .partition
-                    .clone()
-                    .unwrap_or(super::config::Partition {
-                        fraction: 0.5,
-                        start: Duration::ZERO,
-                        duration: Duration::ZERO,
-                    });
-                let mut order: Vec<usize> = (0..self.cfg.nodes).collect();
-                order.shuffle(&mut self.rng);
-                let count = ((self.cfg.nodes as f64) * p.fraction).round() as usize;
-                let mut side = vec![false; self.cfg.nodes];
-                for &i in &order[..count] {
-                    side[i] = true;
-                }
-                self.partitioned = count;
-                self.world.net.cut_off = Some(side);
-            }
+            Action::PartitionStart => self.start_partition(),
             Action::PartitionHeal => self.world.net.cut_off = None,
         }
+    }
+
+    /// A frame reaches node `to`, unless it is down or has restarted since
+    /// the frame was sent (then it is lost).
+    fn deliver_frame(&mut self, now: Time, to: usize, to_incarnation: u32, inbound: Inbound) {
+        if !self.world.up[to] || self.world.incarnation[to] != to_incarnation {
+            self.world.counters.frames_lost += 1;
+            return;
+        }
+        let Some(node) = self.nodes[to].as_mut() else {
+            return;
+        };
+        let mut rt = SimRuntime {
+            world: &mut self.world,
+            node: to,
+            me: node.id(),
+            origin: node.origin(),
+        };
+        node.receive(now, inbound, &mut rt);
+    }
+
+    /// The `k`th scheduled publish, at a random node that is up.
+    fn publish_at_random(&mut self, k: usize) {
+        let up: Vec<usize> = (0..self.cfg.nodes).filter(|i| self.world.up[*i]).collect();
+        if up.is_empty() {
+            return;
+        }
+        let i = up[self.rng.random_range(0..up.len())];
+        let inv = Invalidation {
+            cache: format!("cache-{}", k % 8),
+            keys: vec![format!("key-{k}")],
+            ..Invalidation::default()
+        };
+        // A refused publish (rate limit) is not an event: the app was told
+        // and nothing was promised.
+        let _ = self.publish(i, inv);
+    }
+
+    /// Cuts a random share of the nodes (the configured fraction) off from
+    /// the rest.
+    fn start_partition(&mut self) {
+        let p = self
+            .cfg
+            .partition
+            .clone()
+            .unwrap_or(super::config::Partition {
+                fraction: 0.5,
+                start: Duration::ZERO,
+                duration: Duration::ZERO,
+            });
+        let mut order: Vec<usize> = (0..self.cfg.nodes).collect();
+        order.shuffle(&mut self.rng);
+        let count = ((self.cfg.nodes as f64) * p.fraction).round() as usize;
+        let mut side = vec![false; self.cfg.nodes];
+        for &i in &order[..count] {
+            side[i] = true;
+        }
+        self.partitioned = count;
+        self.world.net.cut_off = Some(side);
     }
 
     /// Publishes an invalidation at node `i` now, and tracks its delivery.

@@ -99,49 +99,7 @@ impl Report {
         wall: Duration,
     ) -> Report {
         let n = cfg.nodes;
-        let (mut pairs, mut delivered, mut flushed, mut undelivered) = (0u64, 0u64, 0u64, 0u64);
-        let mut hop_max = 0u8;
-        let mut times = Vec::with_capacity(world.tracked.len());
-        let mut incomplete = 0;
-        for t in &world.tracked {
-            let mut last = Some(t.published_at);
-            for node in 0..n {
-                if node == t.origin_node || !world.up[node] || world.started[node] > t.published_at
-                {
-                    continue;
-                }
-                pairs += 1;
-                let inc = world.incarnation[node];
-                if let Some((i, at, hop)) = t.delivered[node]
-                    && i == inc
-                {
-                    delivered += 1;
-                    hop_max = hop_max.max(hop);
-                    last = last.map(|l| l.max(at));
-                    continue;
-                }
-                let flush = world.flushes[node].iter().find(|f| {
-                    f.incarnation == inc
-                        && f.at >= t.published_at
-                        && f.cache.as_deref().is_none_or(|c| c == t.cache)
-                });
-                match flush {
-                    Some(f) => {
-                        flushed += 1;
-                        last = last.map(|l| l.max(f.at));
-                    }
-                    None => {
-                        undelivered += 1;
-                        last = None;
-                    }
-                }
-            }
-            match last {
-                Some(l) => times.push(ms(l.since(t.published_at))),
-                None => incomplete += 1,
-            }
-        }
-        times.sort_by(f64::total_cmp);
+        let a = Accounting::of(world, n);
         let events = world.tracked.len().max(1) as f64;
         let c = &world.counters;
         let virtual_seconds = world.now.since(Time::ZERO).as_secs_f64();
@@ -151,24 +109,24 @@ impl Report {
             loss: cfg.loss,
             seed: cfg.seed,
             published: world.tracked.len(),
-            pairs,
-            delivered,
-            delivered_ratio: if pairs == 0 {
+            pairs: a.pairs,
+            delivered: a.delivered,
+            delivered_ratio: if a.pairs == 0 {
                 1.0
             } else {
-                delivered as f64 / pairs as f64
+                a.delivered as f64 / a.pairs as f64
             },
-            flushed,
-            undelivered,
+            flushed: a.flushed,
+            undelivered: a.undelivered,
             duplicates: c.duplicate_deliveries,
             payload_per_event_per_peer: c.payload_items as f64 / (events * (n - 1) as f64),
             control_per_node_per_event: c.control_frames as f64 / (events * n as f64),
             bytes_per_node_per_event: c.bytes as f64 / (events * n as f64),
-            last_delivery_hop_max: hop_max,
-            time_to_all_p50_ms: percentile(&times, 0.50),
-            time_to_all_p99_ms: percentile(&times, 0.99),
-            time_to_all_max_ms: times.last().copied().unwrap_or(0.0),
-            incomplete_events: incomplete,
+            last_delivery_hop_max: a.hop_max,
+            time_to_all_p50_ms: percentile(&a.times, 0.50),
+            time_to_all_p99_ms: percentile(&a.times, 0.99),
+            time_to_all_max_ms: a.times.last().copied().unwrap_or(0.0),
+            incomplete_events: a.incomplete,
             frames: c.frames,
             frames_lost: c.frames_lost,
             grafts: stats.graft_sent,
@@ -181,6 +139,73 @@ impl Report {
             virtual_seconds,
             wall_seconds: wall.as_secs_f64(),
         }
+    }
+}
+
+/// The promise, checked per (event, node) pair: every node that was up
+/// and started before the event got it, or a flush covering it after.
+struct Accounting {
+    pairs: u64,
+    delivered: u64,
+    flushed: u64,
+    undelivered: u64,
+    hop_max: u8,
+    /// Time to all, per event every pair of which was delivered or flushed, sorted.
+    times: Vec<f64>,
+    incomplete: usize,
+}
+
+impl Accounting {
+    fn of(world: &World, n: usize) -> Accounting {
+        let mut a = Accounting {
+            pairs: 0,
+            delivered: 0,
+            flushed: 0,
+            undelivered: 0,
+            hop_max: 0,
+            times: Vec::with_capacity(world.tracked.len()),
+            incomplete: 0,
+        };
+        for t in &world.tracked {
+            let mut last = Some(t.published_at);
+            for node in 0..n {
+                if node == t.origin_node || !world.up[node] || world.started[node] > t.published_at
+                {
+                    continue;
+                }
+                a.pairs += 1;
+                let inc = world.incarnation[node];
+                if let Some((i, at, hop)) = t.delivered[node]
+                    && i == inc
+                {
+                    a.delivered += 1;
+                    a.hop_max = a.hop_max.max(hop);
+                    last = last.map(|l| l.max(at));
+                    continue;
+                }
+                let flush = world.flushes[node].iter().find(|f| {
+                    f.incarnation == inc
+                        && f.at >= t.published_at
+                        && f.cache.as_deref().is_none_or(|c| c == t.cache)
+                });
+                match flush {
+                    Some(f) => {
+                        a.flushed += 1;
+                        last = last.map(|l| l.max(f.at));
+                    }
+                    None => {
+                        a.undelivered += 1;
+                        last = None;
+                    }
+                }
+            }
+            match last {
+                Some(l) => a.times.push(ms(l.since(t.published_at))),
+                None => a.incomplete += 1,
+            }
+        }
+        a.times.sort_by(f64::total_cmp);
+        a
     }
 }
 

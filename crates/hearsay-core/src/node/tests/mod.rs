@@ -6,6 +6,8 @@ use crate::message::Inbound;
 use std::collections::VecDeque;
 
 use super::*;
+pub(super) use crate::event::Version;
+pub(super) use crate::tree::Link;
 use crate::message::{Announcement, EventItem, Route};
 use crate::ratelimit::RateSpec;
 use crate::runtime::Effect;
