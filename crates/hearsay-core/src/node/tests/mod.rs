@@ -7,10 +7,10 @@ use std::collections::VecDeque;
 
 use super::*;
 pub(super) use crate::event::Version;
-pub(super) use crate::tree::Link;
 use crate::message::{Announcement, EventItem, Route};
 use crate::ratelimit::RateSpec;
 use crate::runtime::Effect;
+pub(super) use crate::tree::Link;
 
 const T0: Time = Time::from_millis(1_000_000);
 
