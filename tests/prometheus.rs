@@ -51,7 +51,10 @@ fn the_rendered_alerts_pass_promtool_and_their_unit_tests() {
     let dir = common::test_dir("promtool-rules");
     let rules = rules_file(&dir);
     let check = run(
-        Command::new("promtool").arg("check").arg("rules").arg(&rules),
+        Command::new("promtool")
+            .arg("check")
+            .arg("rules")
+            .arg(&rules),
         "promtool check rules",
     );
     let said = text(&check.stdout);
@@ -114,4 +117,194 @@ async fn a_live_metrics_page_passes_promtool_check_metrics() {
         text(&out.stdout),
         text(&out.stderr)
     );
+}
+
+/// A Prometheus server (the same Debian package) scraping `targets` every
+/// second; stopped when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    api: hearsay::client::ApiClient,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    /// Starts it on 127.0.0.1:0 and reads the address it bound from its log.
+    fn start(dir: &Path, targets: &[(String, std::net::SocketAddr)]) -> Prometheus {
+        let mut config = String::from(
+            "global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: hearsay\n    static_configs:\n",
+        );
+        for (pod, addr) in targets {
+            config.push_str(&format!(
+                "      - targets: ['{addr}']\n        labels: {{namespace: demo, pod: {pod}}}\n"
+            ));
+        }
+        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+        let log = dir.join("prometheus.log");
+        let child = Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg("--web.listen-address=127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start prometheus");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let addr = loop {
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(addr) = said
+                .lines()
+                .filter(|l| l.contains("msg=\"Listening on\""))
+                .find_map(|l| l.split("address=").nth(1))
+            {
+                break addr.trim().parse().unwrap();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "prometheus did not start:\n{said}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        Prometheus {
+            child,
+            api: hearsay::client::ApiClient::new(addr, None),
+        }
+    }
+
+    /// An instant query's result vector.
+    async fn query(&self, promql: &str) -> Vec<serde_json::Value> {
+        let path = format!(
+            "/api/v1/query?query={}",
+            hearsay::client::encode_key(promql)
+        );
+        let body = self
+            .api
+            .call(hyper::Method::GET, &path, None)
+            .await
+            .unwrap_or_else(|e| panic!("query {promql}: {e}"));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["status"], "success", "{promql}: {v}");
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Label values, as Grafana's `label_values(series, label)` asks them.
+    async fn label_values(&self, label: &str, series: &str) -> Vec<String> {
+        let path = format!(
+            "/api/v1/label/{label}/values?match[]={}",
+            hearsay::client::encode_key(series)
+        );
+        let body = self
+            .api
+            .call(hyper::Method::GET, &path, None)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        serde_json::from_value(v["data"].clone()).unwrap()
+    }
+}
+
+/// Every query of the dashboard: (panel title, expr).
+fn dashboard_queries() -> (Vec<(String, String)>, Vec<String>) {
+    let path = chart_tools::chart_dir().join("dashboards/hearsay.json");
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut panels = Vec::new();
+    for p in d["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            let title = p["title"].as_str().unwrap().to_owned();
+            panels.push((title, t["expr"].as_str().unwrap().to_owned()));
+        }
+    }
+    let variables = d["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["query"]["query"].as_str().map(str::to_owned))
+        .collect();
+    (panels, variables)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_a_cluster_and_every_dashboard_query_has_data() {
+    if !promtool_ready() {
+        return;
+    }
+    let dir = common::test_dir("prometheus-server");
+    // node-2's app answers its probe but fails every delivery.
+    let (c, recv) =
+        common::cluster("prometheus-cluster", 3, &["--webhook-probe-path", "/ready"]).await;
+    recv[2].set_mode(hearsay::receiver::Mode::Fail);
+    let targets: Vec<(String, std::net::SocketAddr)> = (0..3)
+        .map(|i| (format!("node-{i}"), c.node(i).unwrap().ready.metrics))
+        .collect();
+    let prom = Prometheus::start(&dir, &targets);
+    // Traffic while Prometheus scrapes: an event every 50 ms for 12 s.
+    for k in 0..240 {
+        common::publish(&c, k % 2, &format!("k{k}")).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let up = prom.query("sum(up{job=\"hearsay\"})").await;
+    assert_eq!(up[0]["value"][1], "3", "every sidecar is scraped: {up:?}");
+
+    let (panels, variables) = dashboard_queries();
+    assert!(panels.len() >= 20, "{panels:?}");
+    let mut empty = Vec::new();
+    for (title, expr) in &panels {
+        let q = expr
+            .replace("$namespace", "demo")
+            .replace("$pod", "node-.*")
+            .replace("$__rate_interval", "10s");
+        if prom.query(&q).await.is_empty() {
+            empty.push(format!("{title}: {q}"));
+        }
+    }
+    assert!(empty.is_empty(), "panels with no data: {empty:#?}");
+    assert_eq!(
+        variables,
+        [
+            "label_values(hearsay_ready, namespace)",
+            "label_values(hearsay_ready{namespace=~\"$namespace\"}, pod)"
+        ]
+    );
+    assert_eq!(
+        prom.label_values("namespace", "hearsay_ready").await,
+        ["demo"]
+    );
+    assert_eq!(
+        prom.label_values("pod", "hearsay_ready{namespace=~\"demo\"}")
+            .await,
+        ["node-0", "node-1", "node-2"]
+    );
+
+    // The failing app's alert expression is true for node-2 alone.
+    let rules: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(rules_file(&dir)).unwrap()).unwrap();
+    let expr = rules["groups"][0]["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| r["alert"] == "HearsayWebhookDeliveryFailing")
+        .and_then(|r| r["expr"].as_str())
+        .unwrap()
+        .to_owned();
+    let firing = prom.query(&expr).await;
+    let pods: Vec<&str> = firing
+        .iter()
+        .filter_map(|s| s["metric"]["pod"].as_str())
+        .collect();
+    assert_eq!(pods, ["node-2"], "{expr} gave {firing:?}");
+    drop(prom);
+    common::finish(c).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
