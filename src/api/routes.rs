@@ -1,7 +1,7 @@
 //! The routes: parse the request, ask the owner, shape the answer.
 
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiCtx, MAX_BODY, ask, publish_error, shutting_down};
@@ -67,7 +67,8 @@ pub async fn route(req: Request<Incoming>, ctx: &ApiCtx) -> Response<Body> {
                 Err(r) => r,
             }
         }
-        (_, ["", "v1", "peers" | "status"]) => not_allowed("GET"),
+        (Method::GET, ["", "v1", "openapi.json"]) => openapi(),
+        (_, ["", "v1", "peers" | "status" | "openapi.json"]) => not_allowed("GET"),
         _ => http::error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -76,12 +77,28 @@ pub async fn route(req: Request<Incoming>, ctx: &ApiCtx) -> Response<Body> {
     }
 }
 
-fn not_allowed(allowed: &str) -> Response<Body> {
-    http::error(
+/// 405, with the `Allow` header RFC 9110 asks for.
+fn not_allowed(allowed: &'static str) -> Response<Body> {
+    let mut r = http::error(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         &format!("allowed: {allowed}"),
-    )
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
+    r
+}
+
+/// The OpenAPI 3.1 document of this API (`docs/openapi.json`, compiled in).
+const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+fn openapi() -> Response<Body> {
+    let mut r = http::text(StatusCode::OK, OPENAPI);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 /// How long a client may take to send a body (slow clients hold a

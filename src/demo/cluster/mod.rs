@@ -149,9 +149,17 @@ impl LocalCluster {
         self.nodes.get(i).and_then(Option::as_ref)
     }
 
+    /// A client of node `i`'s API, with the cluster's `--api-token` (from
+    /// its extra arguments) if it has one.
     pub fn api(&self, i: usize) -> ApiClient {
         let n = self.node(i).expect("node is running");
-        ApiClient::new(n.ready.api, None)
+        let args = &self.opts.extra_args;
+        let token = args
+            .iter()
+            .position(|a| a == "--api-token")
+            .and_then(|at| args.get(at + 1))
+            .cloned();
+        ApiClient::new(n.ready.api, token)
     }
 
     /// Starts a new node (with extra arguments) and adds it to the peers
