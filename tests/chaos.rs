@@ -1,4 +1,4 @@
-//! Fault scenarios with real processes (issue 6). Each publishes a steady
+//! Fault scenarios with real processes. Each publishes a steady
 //! stream of invalidations at random live nodes while something breaks,
 //! then checks every (receiver, event) pair: delivered, or covered by a
 //! flush the receiver got after the event was published. It prints

@@ -1,4 +1,4 @@
-//! Issue 3's end-to-end checks: real `hearsay run` processes on 127.0.0.1
+//! End-to-end checks of the sidecar: real `hearsay run` processes on 127.0.0.1
 //! with ephemeral ports, real webhook receivers, and faults.
 
 mod common;

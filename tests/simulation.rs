@@ -1,4 +1,4 @@
-//! The simulator's scenarios from issue 2: the same core, thousands of
+//! The simulator's scenarios: the same core, thousands of
 //! nodes, faults; every pair delivered or covered by a flush.
 
 use std::time::Duration;
