@@ -182,34 +182,31 @@ impl Prometheus {
         }
     }
 
-    /// An instant query's result vector.
-    async fn query(&self, promql: &str) -> Vec<serde_json::Value> {
-        let path = format!(
-            "/api/v1/query?query={}",
-            hearsay::client::encode_key(promql)
-        );
+    /// The JSON answer to `GET path`.
+    async fn get(&self, path: &str) -> serde_json::Value {
         let body = self
             .api
-            .call(hyper::Method::GET, &path, None)
+            .call(hyper::Method::GET, path, None)
             .await
-            .unwrap_or_else(|e| panic!("query {promql}: {e}"));
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v["status"], "success", "{promql}: {v}");
+        assert_eq!(v["status"], "success", "{path}: {v}");
+        v
+    }
+
+    /// An instant query's result vector.
+    async fn query(&self, promql: &str) -> Vec<serde_json::Value> {
+        let q = hearsay::client::encode_key(promql);
+        let v = self.get(&format!("/api/v1/query?query={q}")).await;
         v["data"]["result"].as_array().cloned().unwrap_or_default()
     }
 
     /// Label values, as Grafana's `label_values(series, label)` asks them.
     async fn label_values(&self, label: &str, series: &str) -> Vec<String> {
-        let path = format!(
-            "/api/v1/label/{label}/values?match[]={}",
-            hearsay::client::encode_key(series)
-        );
-        let body = self
-            .api
-            .call(hyper::Method::GET, &path, None)
-            .await
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let m = hearsay::client::encode_key(series);
+        let v = self
+            .get(&format!("/api/v1/label/{label}/values?match[]={m}"))
+            .await;
         serde_json::from_value(v["data"].clone()).unwrap()
     }
 }

@@ -331,7 +331,7 @@ async fn watch_peers<K>(
                 if !listed {
                     listed = true;
                     sink.out.listed();
-                    tracing::info!(peers = sink.out.len(), "first list complete");
+                    tracing::info!(peers = sink.out.peer_count(), "first list complete");
                 }
             }
             Some(Ok(Event::Apply(_) | Event::Delete(_))) => publish_from(&reader, &to_peers, &sink),

@@ -44,12 +44,7 @@ impl Publisher {
     }
 
     /// How many peers the published set holds.
-    pub fn len(&self) -> usize {
+    pub fn peer_count(&self) -> usize {
         self.members.borrow().len()
-    }
-
-    /// Whether the published set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
