@@ -186,11 +186,14 @@ pub enum ConnOutcome {
     Replaced,
     /// Outbound: the receiver's hello named another node or failed.
     BadHello,
+    /// An open connection that broke: reset, closed under a writer, a
+    /// write failed, or given up by the kernel (`--peer-timeout`).
+    Lost,
 }
 
 impl ConnOutcome {
     /// Every (direction, outcome) series that can occur.
-    pub const ALL: [(Direction, ConnOutcome); 10] = {
+    pub const ALL: [(Direction, ConnOutcome); 12] = {
         use ConnOutcome as O;
         use Direction::{In, Out};
         [
@@ -200,10 +203,12 @@ impl ConnOutcome {
             (In, O::HandshakeTimeout),
             (In, O::Evicted),
             (In, O::Replaced),
+            (In, O::Lost),
             (Out, O::Opened),
             (Out, O::Failed),
             (Out, O::Refused),
             (Out, O::BadHello),
+            (Out, O::Lost),
         ]
     };
 
@@ -215,6 +220,7 @@ impl ConnOutcome {
             ConnOutcome::HandshakeTimeout => "handshake_timeout",
             ConnOutcome::Evicted => "evicted",
             ConnOutcome::Replaced => "replaced",
+            ConnOutcome::Lost => "lost",
             ConnOutcome::BadHello => "bad_hello",
         }
     }

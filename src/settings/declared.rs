@@ -213,6 +213,8 @@ declare! {
     FLUSH_ON_START = Setting::new("flush_on_start", Kind::Bool, "Send the app one flush of every cache at start, covering what it missed while this sidecar was down").default("true");
     REPLAY_WINDOW = Setting::new("replay_window", duration(ms(10_000)), "Frames sent longer ago than this (by the sender's clock) are refused")
         .default("5m").was_millis("replay_window_ms");
+    PEER_TIMEOUT = Setting::new("peer_timeout", duration(ms(1_000)), "How long a peer may leave sent data unacknowledged, or an idle connection unanswered, before the connection is given up (TCP_USER_TIMEOUT and keepalive)")
+        .default("10s");
     MAX_GOSSIP_CONNECTIONS = Setting::new("max_gossip_connections", count(1, 1_000_000), "Inbound gossip connections open at once").default("4096");
     MAX_KEY_LEN = Setting::new("max_key_len", count(1, U32), "Longest key, prefix or tag in an event, in bytes").default("512");
     MAX_KEYS_PER_EVENT = Setting::new("max_keys_per_event", count(1, U32), "Keys, prefixes and tags in one event").default("1000");
@@ -221,7 +223,6 @@ declare! {
     MAX_CONFIG_KEYS = Setting::new("max_config_keys", count(1, U32), "Config keys held at once").default("1024");
     READY_FILE = Setting::new("ready_file", Kind::Path, "Write the bound addresses here as JSON once listening (for supervisors and tests)");
     FAULT_DROP_FRAMES = Setting::new("fault_drop_frames", Kind::Ratio, "Test aid: drop this share of outbound frames").default("0").hidden();
-    FAULT_BLOCK_FILE = Setting::new("fault_block_file", Kind::Path, "Test aid: never send to the gossip addresses listed in this file").hidden();
 }
 
 /// The setting with this name.

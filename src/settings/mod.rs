@@ -100,8 +100,10 @@ pub struct Settings {
     /// Frames sent longer ago than this (by the sender's clock) are refused.
     pub replay_window: Duration,
     pub max_gossip_connections: usize,
+    /// A gossip connection whose peer leaves data unacknowledged (or an
+    /// idle connection's keepalives unanswered) this long is given up.
+    pub peer_timeout: Duration,
     pub fault_drop_frames: f64,
-    pub fault_block_file: Option<PathBuf>,
     pub node: NodeConfig,
     pub app_queue: AppQueueConfig,
     /// What each setting resolved to and from where (`--print-settings`).
@@ -151,8 +153,8 @@ impl Settings {
         let flush_on_start = l.bool(&FLUSH_ON_START);
         let replay_window = l.duration(&REPLAY_WINDOW).unwrap_or_default();
         let max_gossip_connections = l.count_usize(&MAX_GOSSIP_CONNECTIONS).unwrap_or(1);
+        let peer_timeout = l.duration(&PEER_TIMEOUT).unwrap_or_default();
         let fault_drop_frames = l.ratio(&FAULT_DROP_FRAMES).unwrap_or(0.0);
-        let fault_block_file = l.path(&FAULT_BLOCK_FILE);
         let node = node_config(&mut l, max_frame_bytes);
         let app_queue = app_queue(&mut l);
         if !l.errors.is_empty() {
@@ -182,8 +184,8 @@ impl Settings {
             flush_on_start,
             replay_window,
             max_gossip_connections,
+            peer_timeout,
             fault_drop_frames,
-            fault_block_file,
             node,
             app_queue,
             resolved: l.resolved,

@@ -15,7 +15,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use super::owner::Owner;
 use super::spawn::Wiring;
@@ -116,22 +115,15 @@ pub(super) fn load_keys(settings: &Settings) -> anyhow::Result<SharedKeyring> {
     Ok(keys)
 }
 
-pub(super) fn faults(settings: &Settings, shutdown: &watch::Receiver<bool>) -> Option<Arc<Faults>> {
-    if settings.fault_drop_frames <= 0.0 && settings.fault_block_file.is_none() {
+pub(super) fn faults(settings: &Settings) -> Option<Arc<Faults>> {
+    if settings.fault_drop_frames <= 0.0 {
         return None;
     }
     tracing::warn!(
         drop = settings.fault_drop_frames,
-        block_file = ?settings.fault_block_file,
         "fault injection is on: outbound frames will be dropped on purpose"
     );
-    let f = Arc::new(Faults::new(
-        settings.fault_drop_frames,
-        settings.fault_block_file.clone(),
-    ));
-    let (follow, stop) = (f.clone(), shutdown.clone());
-    tokio::spawn(async move { follow.follow_block_file(stop).await });
-    Some(f)
+    Some(Arc::new(Faults::new(settings.fault_drop_frames)))
 }
 
 /// The app's queue, flushed once at start if asked: the app may have
@@ -160,9 +152,10 @@ pub(super) fn build_owner(settings: &Settings, id: &Identity, clock: Clock, w: &
         frame_seq: AtomicU64::new(0),
         max_frame: settings.max_frame_bytes,
         bind_ip: Some(id.me_addr.ip()).filter(|ip| !ip.is_unspecified()),
-        faults: faults(settings, &w.shutdown_rx),
+        faults: faults(settings),
         metrics: w.metrics.clone(),
         auth: w.auth.clone(),
+        peer_timeout: settings.peer_timeout,
     }));
     let node = Node::new(
         Arc::new(settings.node.clone()),

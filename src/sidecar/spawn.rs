@@ -162,6 +162,7 @@ pub(super) fn spawn_listener(
             allow_unknown_peers: settings.allow_unknown_peers,
             replay: ReplayGuard::new(settings.replay_window, 65_536, started_ms),
             max_connections: settings.max_gossip_connections,
+            peer_timeout: settings.peer_timeout,
             metrics: w.metrics.clone(),
             auth: w.auth.clone(),
         }),

@@ -22,6 +22,10 @@ pub enum FrameError {
     Closed,
     #[error("read failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The connection broke between frames (reset, or given up by the
+    /// kernel when the peer stopped acknowledging): nothing was cut short.
+    #[error("connection lost between frames: {0}")]
+    Lost(std::io::Error),
     #[error("no frame for {0:?}")]
     Idle(Duration),
     #[error("frame not complete within {0:?} of its first byte")]
@@ -40,7 +44,9 @@ impl FrameError {
     /// The `reason` label of `hearsay_frames_rejected_total`.
     pub fn reason(&self) -> &'static str {
         match self {
-            FrameError::Closed | FrameError::Io(_) | FrameError::Idle(_) => "io",
+            FrameError::Closed | FrameError::Io(_) | FrameError::Lost(_) | FrameError::Idle(_) => {
+                "io"
+            }
             FrameError::Slow(_) => "slow",
             FrameError::Decode(DecodeError::FrameTooLarge { .. }) => "too_large",
             FrameError::Decode(DecodeError::BadMagic(_) | DecodeError::UnsupportedVersion(_)) => {
@@ -113,7 +119,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         Err(_) => return Err(FrameError::Idle(limits.idle)),
         Ok(Ok(_)) => {}
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Ok(Err(e)) => return Err(e.into()),
+        Ok(Err(e)) => return Err(FrameError::Lost(e)),
     }
     let rest = async {
         r.read_exact(&mut head[1..]).await?;

@@ -58,6 +58,8 @@ pub struct ListenerCtx {
     pub allow_unknown_peers: bool,
     pub replay: ReplayGuard,
     pub max_connections: usize,
+    /// See `liveness`: set on every admitted connection.
+    pub peer_timeout: Duration,
     pub metrics: Arc<Metrics>,
     /// Shared with the writers: peers whose authentication fails.
     pub auth: Arc<super::auth_watch::AuthWatch>,
@@ -144,6 +146,7 @@ async fn admit(
         }
     }
     let _ = stream.set_nodelay(true);
+    super::liveness::watch(&stream, ctx.peer_timeout);
     ctx.metrics
         .transport
         .connection(Direction::In, ConnOutcome::Opened);
@@ -293,6 +296,13 @@ async fn next_frame(
     match read {
         Ok(Some(f)) => Some(f),
         Ok(None) | Err(FrameError::Closed) | Err(FrameError::Idle(_)) => None,
+        Err(FrameError::Lost(e)) => {
+            ctx.metrics
+                .transport
+                .connection(Direction::In, ConnOutcome::Lost);
+            tracing::debug!(peer = %remote, error = %e, "gossip connection lost");
+            None
+        }
         Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             let detail = "connection closed in the middle of a frame";
             reject(ctx, remote, "io", &detail);

@@ -11,7 +11,8 @@
 //! - [`replay`]: refuses frames seen before or too old.
 //! - [`reload`]: re-reads the key files when the mounted Secret changes.
 //! - [`auth_watch`]: which peers' frames or hellos failed authentication.
-//! - [`faults`]: injected frame loss and partitions, for tests.
+//! - [`liveness`]: noticing a peer that is gone without a word.
+//! - [`faults`]: injected frame loss, for tests.
 //!
 //! [`Transport`] is the owner task's handle on the writers.
 
@@ -21,6 +22,7 @@ pub mod frame;
 pub mod hello;
 pub mod keyring;
 pub mod listener;
+pub mod liveness;
 pub mod reload;
 pub mod replay;
 pub mod slots;

@@ -23,6 +23,7 @@ use super::faults::Faults;
 use super::frame::{Seal, now_ms, seal_frame};
 use super::hello::{self, HelloError};
 use super::keyring::SharedKeyring;
+use super::liveness;
 use crate::gossip::codec::{self, HEADER_LEN, TAG_LEN};
 use crate::gossip::{Item, Origin, PeerId};
 use crate::metrics::{ConnOutcome, Direction, DropReason, Metrics};
@@ -49,6 +50,9 @@ pub struct WriterCtx {
     pub faults: Option<Arc<Faults>>,
     /// Shared with the listener: peers whose authentication fails.
     pub auth: Arc<super::auth_watch::AuthWatch>,
+    /// A connection whose peer stops acknowledging this long is given up
+    /// (`liveness`).
+    pub peer_timeout: Duration,
 }
 
 /// Where a writer's connection stands, for `/v1/peers`.
@@ -223,19 +227,23 @@ impl Connection<'_> {
     ) -> Served {
         let ctx = self.ctx;
         let _ = stream.set_nodelay(true);
+        liveness::watch(&stream, ctx.peer_timeout);
         ctx.metrics
             .transport
             .connection(Direction::Out, ConnOutcome::Opened);
         let dest = Dest {
             peer: self.to,
             origin: read_hello(ctx, self.to, self.addr, &mut stream).await,
-            addr: self.addr,
         };
         self.state.set(ConnState::Up);
         let mut buf = Vec::new();
         loop {
             if pending.is_empty() {
-                match tokio::time::timeout(IDLE_CLOSE, rx.recv()).await {
+                let next = tokio::select! {
+                    next = tokio::time::timeout(IDLE_CLOSE, rx.recv()) => next,
+                    e = liveness::closed(&mut stream) => return self.lost(&e),
+                };
+                match next {
                     Ok(Some(items)) => *pending = items,
                     Ok(None) | Err(_) => {
                         let _ = stream.shutdown().await;
@@ -249,13 +257,21 @@ impl Connection<'_> {
             }
             match write_all_frames(ctx, dest, &mut stream, pending, &mut buf).await {
                 Ok(()) => pending.clear(),
-                Err(e) => {
-                    tracing::debug!(peer = %self.addr, error = %e, "write failed; reconnecting");
-                    self.state.set(ConnState::Down);
-                    return Served::Broken;
-                }
+                Err(e) => return self.lost(&e),
             }
         }
+    }
+
+    /// The connection broke (a write failed, or the peer or the kernel
+    /// closed it): what is pending goes out on the next one.
+    fn lost(&self, e: &std::io::Error) -> Served {
+        tracing::debug!(peer = %self.addr, error = %e, "gossip connection lost; reconnecting");
+        self.ctx
+            .metrics
+            .transport
+            .connection(Direction::Out, ConnOutcome::Lost);
+        self.state.set(ConnState::Down);
+        Served::Broken
     }
 }
 
@@ -309,12 +325,11 @@ async fn read_hello(
     }
 }
 
-/// Where a frame goes: the peer, its incarnation (bound frames), its address.
+/// Where a frame goes: the peer and its incarnation (bound frames).
 #[derive(Copy, Clone)]
 struct Dest {
     peer: PeerId,
     origin: Option<Origin>,
-    addr: SocketAddr,
 }
 
 /// Writes `items` as few frames as the frame bound allows.
@@ -362,7 +377,7 @@ async fn write_all_frames(
         if ctx
             .faults
             .as_ref()
-            .is_some_and(|f| f.should_drop(dest.addr))
+            .is_some_and(|f| f.should_drop())
         {
             ctx.metrics.transport.send_dropped(DropReason::Fault);
             start = end;

@@ -58,6 +58,11 @@ impl Bridge {
         Ok(bridge)
     }
 
+    /// The bridge's /24, as `ip route` writes it.
+    pub fn subnet(&self) -> String {
+        format!("{}/24", self.addr(0))
+    }
+
     pub fn addr(&self, host: u8) -> Ipv4Addr {
         let [a, b, c] = self.prefix;
         Ipv4Addr::new(a, b, c, host)
@@ -110,7 +115,8 @@ impl Drop for Bridge {
 /// One pod's network namespace; removed (with its veth) on drop.
 pub struct PodNet {
     pub netns: String,
-    veth: String,
+    /// The host side of the pod's veth pair (on the bridge).
+    pub veth: String,
     pub ip: Ipv4Addr,
 }
 

@@ -58,9 +58,8 @@ impl LocalCluster {
     fn command(&self, i: usize, spec: &NodeSpec, binary: &Path, ready_path: &Path) -> Command {
         let dir = &self.opts.dir;
         let mut cmd = Command::new(binary);
-        let gossip = spec
-            .gossip_addr
-            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let ip = spec.listen_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let gossip = spec.gossip_addr.unwrap_or(SocketAddr::new(ip, 0));
         let log_level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
         cmd.env_clear()
             .env("RUST_LOG", log_level)
@@ -73,8 +72,8 @@ impl LocalCluster {
             .arg("run")
             .args(["--node-name", &format!("node-{i}")])
             .args(["--gossip-addr", &gossip.to_string()])
-            .args(["--api-addr", "127.0.0.1:0"])
-            .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(["--api-addr", &SocketAddr::new(ip, 0).to_string()])
+            .args(["--metrics-addr", &SocketAddr::new(ip, 0).to_string()])
             .args(["--webhook-url", &spec.webhook_url])
             .arg("--ready-file")
             .arg(ready_path);

@@ -4,7 +4,7 @@
 //! watches (static discovery), so no port is ever guessed in advance.
 //! Children are killed when the cluster is dropped.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -52,7 +52,10 @@ pub struct ClusterOptions {
 #[derive(Clone, Debug, Default)]
 pub struct NodeSpec {
     pub webhook_url: String,
-    /// Gossip listener (default `127.0.0.1:0`).
+    /// The IP the node's listeners bind (port 0 each): default 127.0.0.1;
+    /// a network namespace's own address when the binary runs in one.
+    pub listen_ip: Option<IpAddr>,
+    /// Gossip listener (default the listen IP, port 0).
     pub gossip_addr: Option<SocketAddr>,
     /// The address peers know the node by, listed in the peers file instead
     /// of the listener's (`--advertise-addr`: a proxy in front of it, say).
