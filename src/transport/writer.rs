@@ -374,11 +374,7 @@ async fn write_all_frames(
             sent_at_ms: now_ms(),
         };
         seal_frame(seal, &items[start..end], &keys, buf);
-        if ctx
-            .faults
-            .as_ref()
-            .is_some_and(|f| f.should_drop())
-        {
+        if ctx.faults.as_ref().is_some_and(|f| f.should_drop()) {
             ctx.metrics.transport.send_dropped(DropReason::Fault);
             start = end;
             continue;
