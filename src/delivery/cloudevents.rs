@@ -11,6 +11,8 @@
 //!   every cache.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
@@ -61,11 +63,23 @@ enum Data<'a> {
 }
 
 /// Encodes batches for one node. Flush events get ids unique to this
-/// node's incarnation.
+/// node's incarnation; clones share the counters, so every stream of one
+/// sidecar numbers its flushes from one sequence.
+#[derive(Clone)]
 pub struct Encoder {
     origin: Origin,
-    flushes: u64,
-    evictions: u64,
+    flushes: Arc<AtomicU64>,
+    evictions: Arc<AtomicU64>,
+}
+
+/// One event on its own: for a subscription stream's record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub id: String,
+    /// The CloudEvent type.
+    pub kind: &'static str,
+    /// The CloudEvent, structured mode, one line of JSON.
+    pub json: String,
 }
 
 fn source(origin: Origin) -> String {
@@ -84,8 +98,8 @@ impl Encoder {
     pub fn new(origin: Origin) -> Encoder {
         Encoder {
             origin,
-            flushes: 0,
-            evictions: 0,
+            flushes: Arc::default(),
+            evictions: Arc::default(),
         }
     }
 
@@ -138,9 +152,23 @@ impl Encoder {
 
     /// The JSON array for one batch; `now` stamps merges and flushes.
     pub fn encode(&mut self, batch: &[AppMessage], now: Time) -> Vec<u8> {
-        let mut out = Vec::with_capacity(batch.len());
-        for m in batch {
-            let ce = match m {
+        let out: Vec<CloudEvent<'_>> = batch.iter().map(|m| self.cloud_event(m, now)).collect();
+        serde_json::to_vec(&out).unwrap_or_else(|_| b"[]".to_vec())
+    }
+
+    /// One entry as a record of its own.
+    pub fn record(&mut self, m: &AppMessage, now: Time) -> Record {
+        let ce = self.cloud_event(m, now);
+        Record {
+            id: ce.id.clone(),
+            kind: ce.kind,
+            json: serde_json::to_string(&ce).unwrap_or_default(),
+        }
+    }
+
+    fn cloud_event<'a>(&mut self, m: &'a AppMessage, now: Time) -> CloudEvent<'a> {
+        {
+            match m {
                 AppMessage::Event(e) => self.event(e),
                 AppMessage::Merged {
                     cache,
@@ -166,10 +194,10 @@ impl Encoder {
                     },
                 },
                 AppMessage::ConfigEvicted { key, version } => {
-                    self.evictions += 1;
+                    let n = self.evictions.fetch_add(1, Ordering::Relaxed) + 1;
                     CloudEvent {
                         specversion: "1.0",
-                        id: format!("{}-evict-{}", self.origin, self.evictions),
+                        id: format!("{}-evict-{n}", self.origin),
                         source: source(self.origin),
                         kind: TYPE_CONFIG,
                         time: rfc3339(now),
@@ -183,10 +211,10 @@ impl Encoder {
                     }
                 }
                 AppMessage::Flush { cache, reason } => {
-                    self.flushes += 1;
+                    let n = self.flushes.fetch_add(1, Ordering::Relaxed) + 1;
                     CloudEvent {
                         specversion: "1.0",
-                        id: format!("{}-flush-{}", self.origin, self.flushes),
+                        id: format!("{}-flush-{n}", self.origin),
                         source: source(self.origin),
                         kind: TYPE_FLUSH,
                         time: rfc3339(now),
@@ -197,10 +225,8 @@ impl Encoder {
                         },
                     }
                 }
-            };
-            out.push(ce);
+            }
         }
-        serde_json::to_vec(&out).unwrap_or_else(|_| b"[]".to_vec())
     }
 }
 
@@ -283,5 +309,25 @@ mod tests {
         assert!(a[3]["data"]["value"].is_null());
         assert_eq!(a[3]["data"]["evicted"], true);
         assert_eq!(a[3]["data"]["version"], "9-00000000000000cd");
+    }
+
+    #[test]
+    fn a_record_is_one_cloudevent_and_clones_share_the_flush_ids() {
+        let mut a = Encoder::new(Origin(1));
+        let mut b = a.clone();
+        let flush = AppMessage::Flush {
+            cache: Some("users".into()),
+            reason: FlushReason::Subscribe,
+        };
+        let first = a.record(&flush, Time::from_millis(1_700_000_000_000));
+        let second = b.record(&flush, Time::from_millis(1_700_000_000_000));
+        assert_eq!(first.kind, TYPE_FLUSH);
+        assert_eq!(first.id, "0000000000000001-flush-1");
+        assert_eq!(second.id, "0000000000000001-flush-2");
+        assert!(!first.json.contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&first.json).unwrap();
+        assert_eq!(v["id"], first.id.as_str());
+        assert_eq!(v["data"]["reason"], "subscribe");
+        assert_eq!(v["data"]["cache"], "users");
     }
 }

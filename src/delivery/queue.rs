@@ -89,6 +89,9 @@ pub struct AppQueueConfig {
     /// Keys, prefixes and tags one merged invalidation may hold before it
     /// becomes a flush of its cache.
     pub max_merged_keys: usize,
+    /// Why the app is told to flush when distinct caches alone overflow
+    /// (a subscriber's buffer says `slow_subscriber`).
+    pub overflow_reason: FlushReason,
 }
 
 impl Default for AppQueueConfig {
@@ -98,6 +101,7 @@ impl Default for AppQueueConfig {
             max_batch: 500,
             requests: RateSpec::new(1000, 250),
             max_merged_keys: 1000,
+            overflow_reason: FlushReason::QueueOverflow,
         }
     }
 }
@@ -248,7 +252,7 @@ impl AppQueue {
         }
         self.coalesce_by_cache();
         if self.items.len() > self.cfg.max_pending {
-            self.push_flush(None, FlushReason::QueueOverflow);
+            self.push_flush(None, self.cfg.overflow_reason);
         }
     }
 
@@ -402,6 +406,7 @@ mod tests {
                 max_batch,
                 requests: None,
                 max_merged_keys: 4,
+                overflow_reason: FlushReason::QueueOverflow,
             },
             Time::ZERO,
         )
@@ -546,5 +551,42 @@ mod tests {
             ]
         );
         assert_eq!(q.stats().events_flushed, 1);
+    }
+
+    #[test]
+    fn an_overflow_flush_carries_the_configured_reason() {
+        let mut q = AppQueue::new(
+            AppQueueConfig {
+                max_pending: 2,
+                requests: None,
+                overflow_reason: FlushReason::SlowSubscriber,
+                ..AppQueueConfig::default()
+            },
+            Time::ZERO,
+        );
+        for (n, cache) in ["a", "b", "c"].into_iter().enumerate() {
+            q.push_event(Arc::new(Event {
+                id: EventId {
+                    origin: Origin(9),
+                    seq: n as u64 + 1,
+                },
+                published_at: Time::ZERO,
+                body: EventBody::Invalidate(Invalidation {
+                    cache: cache.into(),
+                    keys: vec!["k".into()],
+                    ..Invalidation::default()
+                }),
+            }));
+        }
+        assert_eq!(q.flushes(FlushReason::SlowSubscriber), 1);
+        assert_eq!(q.flushes(FlushReason::QueueOverflow), 0);
+        let batch = q.next_batch(Time::ZERO).unwrap();
+        assert_eq!(
+            batch,
+            vec![AppMessage::Flush {
+                cache: None,
+                reason: FlushReason::SlowSubscriber
+            }]
+        );
     }
 }

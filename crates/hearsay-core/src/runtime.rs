@@ -42,17 +42,30 @@ pub enum FlushReason {
     /// This sidecar (re)started: whatever the app missed while it was down
     /// is covered.
     SidecarStart,
+    /// A new subscription stream without `Last-Event-ID`: the subscriber
+    /// cannot know what it missed.
+    Subscribe,
+    /// A stream resumed from an id the delivered log no longer holds.
+    ResumeGap,
+    /// A subscriber too slow for its bounded buffer.
+    SlowSubscriber,
+    /// No stream was connected for longer than the retry budget.
+    NoSubscriber,
 }
 
 impl FlushReason {
     /// Every reason, in a stable order.
-    pub const ALL: [FlushReason; 6] = [
+    pub const ALL: [FlushReason; 10] = [
         FlushReason::GapTimeout,
         FlushReason::GapUnrecoverable,
         FlushReason::CacheOverflow,
         FlushReason::QueueOverflow,
         FlushReason::WebhookBudget,
         FlushReason::SidecarStart,
+        FlushReason::Subscribe,
+        FlushReason::ResumeGap,
+        FlushReason::SlowSubscriber,
+        FlushReason::NoSubscriber,
     ];
 
     /// The label value, as metrics and the app see it.
@@ -64,6 +77,10 @@ impl FlushReason {
             FlushReason::QueueOverflow => "queue_overflow",
             FlushReason::WebhookBudget => "webhook_budget",
             FlushReason::SidecarStart => "sidecar_start",
+            FlushReason::Subscribe => "subscribe",
+            FlushReason::ResumeGap => "resume_gap",
+            FlushReason::SlowSubscriber => "slow_subscriber",
+            FlushReason::NoSubscriber => "no_subscriber",
         }
     }
 
