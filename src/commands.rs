@@ -32,12 +32,17 @@ pub enum Command {
     Status {
         reply: oneshot::Sender<Status>,
     },
-    /// From the delivery worker: what to send the app next.
+    /// From a delivery worker: what its outlet (the webhook, the streams)
+    /// takes next.
     NextBatch {
+        outlet: usize,
         reply: oneshot::Sender<BatchAnswer>,
     },
-    /// From the delivery worker: how the last batch went.
-    BatchDone(BatchOutcome),
+    /// From a delivery worker: how its last batch went.
+    BatchDone {
+        outlet: usize,
+        outcome: BatchOutcome,
+    },
 }
 
 #[derive(Debug)]

@@ -9,10 +9,12 @@
 //! | `GET /v1/config`, `GET /v1/config/{key}` | current values and versions |
 //! | `GET /v1/peers` | the peers and their state |
 //! | `GET /v1/status` | this node |
+//! | `GET /v1/subscribe` | a subscription stream (SSE or NDJSON) |
 //!
 //! Handlers only parse and answer; every decision is the owner task's.
 
 mod routes;
+mod subscribe;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +37,9 @@ pub struct ApiCtx {
     pub shutting_down: Arc<AtomicBool>,
     /// `hearsay_publish_refused_total{reason="shutting_down"}`.
     pub refused_shutting_down: prometheus::IntCounter,
+    /// The subscription streams, unless `--delivery webhook`.
+    pub streams: Option<Arc<crate::delivery::stream::Hub>>,
+    pub clock: crate::clock::Clock,
 }
 
 pub async fn handle(req: Request<Incoming>, ctx: Arc<ApiCtx>) -> Response<Body> {

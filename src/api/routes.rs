@@ -68,7 +68,8 @@ pub async fn route(req: Request<Incoming>, ctx: &ApiCtx) -> Response<Body> {
             }
         }
         (Method::GET, ["", "v1", "openapi.json"]) => openapi(),
-        (_, ["", "v1", "peers" | "status" | "openapi.json"]) => not_allowed("GET"),
+        (Method::GET, ["", "v1", "subscribe"]) => super::subscribe::subscribe(req, ctx).await,
+        (_, ["", "v1", "peers" | "status" | "openapi.json" | "subscribe"]) => not_allowed("GET"),
         _ => http::error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -208,7 +209,7 @@ async fn config_delete(ctx: &ApiCtx, key: String) -> Response<Body> {
 }
 
 /// Decodes `%XX` escapes; `None` if malformed or not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+pub(super) fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

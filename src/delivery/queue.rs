@@ -216,10 +216,31 @@ impl AppQueue {
         });
     }
 
-    /// The app kept failing: everything pending but config becomes one
-    /// flush of all caches, delivered when the app is back.
-    pub fn give_up(&mut self) {
-        self.push_flush(None, FlushReason::WebhookBudget);
+    /// The app kept failing (or, for streams, no subscriber came back):
+    /// everything pending but config becomes one flush of all caches,
+    /// delivered when the app is back.
+    pub fn give_up(&mut self, reason: FlushReason) {
+        self.push_flush(None, reason);
+    }
+
+    /// Queues an entry as it is (a subscriber's buffer re-queues what it
+    /// holds to coalesce it).
+    pub fn push_message(&mut self, m: AppMessage) {
+        match m {
+            AppMessage::Event(e) => self.push_event(e),
+            AppMessage::Flush { cache, reason } => self.push_flush(cache.as_deref(), reason),
+            AppMessage::ConfigEvicted { key, version } => self.push_config_evicted(&key, version),
+            merged @ AppMessage::Merged { .. } => {
+                self.stats.enqueued += 1;
+                self.items.push_back(merged);
+                self.relieve_pressure();
+            }
+        }
+    }
+
+    /// Everything pending, in order, leaving the queue empty.
+    pub fn drain_all(&mut self) -> Vec<AppMessage> {
+        self.items.drain(..).collect()
     }
 
     /// The next batch to send, or how long to wait for the request limit.
@@ -538,7 +559,7 @@ mod tests {
         q.push_event(inv(1, "a", "1"));
         q.push_flush(Some("b"), FlushReason::GapTimeout);
         q.push_event(config(2, "color", "blue"));
-        q.give_up();
+        q.give_up(FlushReason::WebhookBudget);
         let batch = q.next_batch(Time::ZERO).unwrap();
         assert_eq!(
             batch,

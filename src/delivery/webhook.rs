@@ -42,6 +42,8 @@ pub struct WebhookConfig {
     pub probe_path: Option<String>,
     pub timeout: Duration,
     pub retry_budget: Duration,
+    /// This outlet's index in the owner.
+    pub outlet: usize,
 }
 
 /// How often a gated worker tries again.
@@ -66,6 +68,7 @@ pub async fn run(
     clock: Clock,
     health: Health,
 ) {
+    let outlet = cfg.outlet;
     let client: HttpClient = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build_http();
@@ -91,7 +94,11 @@ pub async fn run(
             continue;
         }
         let (reply, answer) = oneshot::channel();
-        if cmd_tx.send(Command::NextBatch { reply }).await.is_err() {
+        if cmd_tx
+            .send(Command::NextBatch { outlet, reply })
+            .await
+            .is_err()
+        {
             return;
         }
         let batch = match answer.await {
@@ -114,7 +121,11 @@ pub async fn run(
         if matches!(done, BatchOutcome::Acknowledged(_)) {
             delays = backoff.build();
         }
-        if cmd_tx.send(Command::BatchDone(done)).await.is_err() {
+        let done = Command::BatchDone {
+            outlet,
+            outcome: done,
+        };
+        if cmd_tx.send(done).await.is_err() {
             return;
         }
         match pause {

@@ -2,7 +2,7 @@
 //! error shape every client sees: `{"error":{"code":"…","message":"…"}}`.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Response, StatusCode, header};
 use serde::Serialize;
@@ -64,7 +64,7 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(bytes)))
+        .body(super::full(bytes))
         .expect("static response parts are valid")
 }
 
@@ -72,7 +72,7 @@ pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Full::new(body.into()))
+        .body(super::full(body))
         .expect("static response parts are valid")
 }
 

@@ -15,6 +15,11 @@ pub struct DeliveryMetrics {
     pub delivery_queue_capacity: IntGauge,
     pub delivery_coalesced: IntCounter,
     pub flushes: IntCounterVec,
+    pub stream_subscribers: IntGauge,
+    pub stream_opened: IntCounterVec,
+    pub stream_records: IntCounter,
+    pub stream_records_per_stream: Histogram,
+    pub stream_coalesced: IntCounter,
 }
 
 impl DeliveryMetrics {
@@ -57,10 +62,40 @@ impl DeliveryMetrics {
             flushes: counter_vec(
                 r,
                 "hearsay_flushes_total",
-                "Flushes sent to the app, by reason.",
+                "Flushes queued for the app (the webhook and each stream count their own), by reason.",
                 &["reason"],
             ),
+            stream_subscribers: gauge(
+                r,
+                "hearsay_stream_subscribers",
+                "Subscription streams open now.",
+            ),
+            stream_opened: counter_vec(
+                r,
+                "hearsay_stream_opened_total",
+                "Subscription streams opened: new (a flush first), resumed from Last-Event-ID, or gap (the id had left the log: a flush first).",
+                &["outcome"],
+            ),
+            stream_records: counter(
+                r,
+                "hearsay_stream_records_total",
+                "Records written to subscription streams, all streams together.",
+            ),
+            stream_records_per_stream: histogram(
+                r,
+                "hearsay_stream_records_per_stream",
+                "Records one subscription stream wrote before it closed.",
+                vec![1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6, 1e7],
+            ),
+            stream_coalesced: counter(
+                r,
+                "hearsay_stream_coalesced_total",
+                "Events merged with another of the same cache because a subscriber was too slow for its buffer.",
+            ),
         };
+        for outcome in ["new", "resumed", "gap"] {
+            m.stream_opened.with_label_values(&[outcome]);
+        }
         for outcome in ["success", "retry", "rejected", "gated"] {
             m.webhook_requests.with_label_values(&[outcome]);
         }

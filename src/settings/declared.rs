@@ -168,6 +168,14 @@ declare! {
     WEBHOOK_MAX_BATCH = Setting::new("webhook_max_batch", count(1, 100_000), "Entries in one webhook request").default("500");
     WEBHOOK_REQUESTS_PER_SECOND = Setting::new("webhook_requests_per_second", count(1, U32), "Webhook requests per second (burst a quarter)").default("1000");
     DELIVERY_QUEUE_MAX = Setting::new("delivery_queue_max", count(1, 10_000_000), "Entries waiting for the app before they are coalesced").default("10000");
+    DELIVERY = Setting::new("delivery", Kind::Choice(&["webhook", "stream", "both"]), "How the app receives events: the webhook, subscription streams (GET /v1/subscribe), or both").default("webhook");
+    STREAM_BUFFER = Setting::new("stream_buffer", count(1, 1_000_000), "Entries pending for one subscriber before they are coalesced").default("1000");
+    STREAM_LOG = Setting::new("stream_log", duration(ms(0)), "How long written events stay resumable with Last-Event-ID")
+        .otherwise("the retention");
+    STREAM_LOG_ENTRIES = Setting::new("stream_log_entries", count(1, 10_000_000), "The most entries kept resumable").default("10000");
+    STREAM_KEEPALIVE = Setting::new("stream_keepalive", duration(ms(100)), "An idle stream sends a keepalive this often").default("15s");
+    STREAM_MAX_SUBSCRIBERS = Setting::new("stream_max_subscribers", count(1, 200), "Streams open at once (each holds one of the local API's 256 connections)").default("64");
+    STREAM_WAIT = Setting::new("stream_wait", duration(ms(1)), "With --delivery stream: how long events may find no subscriber, once one has connected, before they become a flush").default("60s");
     DISCOVERY = Setting::new("discovery", Kind::Choice(&["static", "kubernetes"]), "How peers are found").default("static");
     K8S_SELECTOR = Setting::new("k8s_selector", Kind::Text, "Label selector of the app's pods, e.g. app=orders")
         .otherwise("none; required by Kubernetes discovery of pods");

@@ -30,11 +30,14 @@ pub use file::FileValues;
 use layers::Layers;
 pub use layers::{Resolved, Source};
 pub use sections::validate_host_port;
-use sections::{app_queue, discovery, network, node_config, webhook};
+use sections::{app_queue, discovery, network, node_config, streams, webhook};
 use sources::resolve_keys;
-pub use values::{DiscoveryMode, HumanDuration, K8sSettings, K8sSource, KeySource, LogFormat};
+pub use values::{
+    DeliveryMode, DiscoveryMode, HumanDuration, K8sSettings, K8sSource, KeySource, LogFormat,
+};
 
 use crate::delivery::queue::AppQueueConfig;
+use crate::delivery::stream::StreamConfig;
 use crate::gossip::NodeConfig;
 /// A setting that cannot be used, and why.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -83,6 +86,10 @@ pub struct Settings {
     pub webhook_probe_path: Option<String>,
     pub webhook_timeout: Duration,
     pub webhook_retry_budget: Duration,
+    pub delivery: DeliveryMode,
+    pub streams: StreamConfig,
+    /// Stream-only delivery: how long events may find no subscriber.
+    pub stream_wait: Duration,
     pub discovery: DiscoveryMode,
     pub k8s: Option<K8sSettings>,
     pub peers: Vec<String>,
@@ -157,6 +164,7 @@ impl Settings {
         let fault_drop_frames = l.ratio(&FAULT_DROP_FRAMES).unwrap_or(0.0);
         let node = node_config(&mut l, max_frame_bytes);
         let app_queue = app_queue(&mut l);
+        let (delivery, streams, stream_wait) = streams(&mut l, &node, &app_queue);
         if !l.errors.is_empty() {
             return Err(SettingErrors(l.errors));
         }
@@ -170,6 +178,9 @@ impl Settings {
             webhook_probe_path,
             webhook_timeout,
             webhook_retry_budget,
+            delivery,
+            streams,
+            stream_wait,
             discovery,
             k8s,
             peers,

@@ -2,13 +2,15 @@
 //! limits, the app queue), read from the layers and checked.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::Env;
 use super::declared::{self, *};
 use super::layers::{Layers, Source};
 use super::sources::resolve_k8s;
-use super::values::{DiscoveryMode, K8sSettings};
+use super::values::{DeliveryMode, DiscoveryMode, K8sSettings};
 use crate::delivery::queue::AppQueueConfig;
+use crate::delivery::stream::StreamConfig;
 use crate::gossip::NodeConfig;
 use crate::gossip::ratelimit::RateSpec;
 
@@ -208,6 +210,40 @@ pub(super) fn app_queue(l: &mut Layers) -> AppQueueConfig {
         q.requests = RateSpec::new(n, n.div_ceil(4).max(1));
     }
     q
+}
+
+/// How the app receives events, and the streams' settings.
+pub(super) fn streams(
+    l: &mut Layers,
+    node: &NodeConfig,
+    queue: &AppQueueConfig,
+) -> (DeliveryMode, StreamConfig, Duration) {
+    let delivery = match l.choice(&DELIVERY).as_deref() {
+        Some("stream") => DeliveryMode::Stream,
+        Some("both") => DeliveryMode::Both,
+        _ => DeliveryMode::Webhook,
+    };
+    let log_age = match l.duration(&STREAM_LOG) {
+        Some(d) => d,
+        None => {
+            let text = humantime::format_duration(node.retention).to_string();
+            l.record(&STREAM_LOG, Some(text), Source::Default);
+            node.retention
+        }
+    };
+    let cfg = StreamConfig {
+        buffer: l.count_usize(&STREAM_BUFFER).unwrap_or(1000),
+        log_age,
+        log_entries: l.count_usize(&STREAM_LOG_ENTRIES).unwrap_or(10_000),
+        keepalive: l
+            .duration(&STREAM_KEEPALIVE)
+            .unwrap_or(Duration::from_secs(15)),
+        max_subscribers: l.count_usize(&STREAM_MAX_SUBSCRIBERS).unwrap_or(64),
+        max_merged_keys: queue.max_merged_keys,
+        need_subscriber: delivery == DeliveryMode::Stream,
+    };
+    let wait = l.duration(&STREAM_WAIT).unwrap_or(Duration::from_secs(60));
+    (delivery, cfg, wait)
 }
 
 pub(super) fn read_hostname() -> String {

@@ -24,6 +24,27 @@ impl fmt::Display for HumanDuration {
     }
 }
 
+/// How the app receives events (`--delivery`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// POSTs to the app's webhook.
+    Webhook,
+    /// Subscription streams only: no webhook.
+    Stream,
+    /// The webhook, and streams for whoever subscribes.
+    Both,
+}
+
+impl DeliveryMode {
+    pub fn webhook(self) -> bool {
+        self != DeliveryMode::Stream
+    }
+
+    pub fn streams(self) -> bool {
+        self != DeliveryMode::Webhook
+    }
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum DiscoveryMode {
     /// A fixed list of `host:port` (and/or a file of them, re-read on change).

@@ -1,6 +1,6 @@
 //! Building a sidecar: binding the listeners, finding out who this node is, loading the keys, and the owner task's state.
 
-use crate::delivery::queue::AppQueue;
+use crate::delivery::queue::{AppQueue, AppQueueConfig};
 use crate::discovery::kubernetes::KubeDiscovery;
 use crate::discovery::static_peers::{self};
 use crate::gossip::{FlushReason, Node, Origin, PeerId};
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use tokio::net::TcpListener;
 
-use super::owner::Owner;
+use super::owner::{Outlet, OutletKind, Owner};
 use super::spawn::Wiring;
 use crate::clock::Clock;
 
@@ -126,10 +126,10 @@ pub(super) fn faults(settings: &Settings) -> Option<Arc<Faults>> {
     Some(Arc::new(Faults::new(settings.fault_drop_frames)))
 }
 
-/// The app's queue, flushed once at start if asked: the app may have
+/// The webhook's queue, flushed once at start if asked: the app may have
 /// missed events while this sidecar was down (a sidecar restart keeps the
 /// app and its cache). For an app that is starting too, its cache is
-/// empty and this costs nothing.
+/// empty and this costs nothing. (A stream opens with a flush of its own.)
 pub(super) fn app_queue(settings: &Settings, clock: &Clock, metrics: &Metrics) -> AppQueue {
     let mut queue = AppQueue::new(settings.app_queue.clone(), clock.now());
     if settings.flush_on_start {
@@ -142,8 +142,27 @@ pub(super) fn app_queue(settings: &Settings, clock: &Clock, metrics: &Metrics) -
     queue
 }
 
-/// The protocol core, the app's queue and the outbound transport, in the
-/// one task that owns them.
+/// The ways out to the app `--delivery` asks for: the webhook first.
+pub(super) fn outlets(settings: &Settings, clock: &Clock, metrics: &Metrics) -> Vec<Outlet> {
+    let mut outlets = Vec::new();
+    if settings.delivery.webhook() {
+        let queue = app_queue(settings, clock, metrics);
+        outlets.push(Outlet::new(OutletKind::Webhook, queue));
+    }
+    if settings.delivery.streams() {
+        // The streams are local memory: no request rate to respect.
+        let cfg = AppQueueConfig {
+            requests: None,
+            ..settings.app_queue.clone()
+        };
+        let queue = AppQueue::new(cfg, clock.now());
+        outlets.push(Outlet::new(OutletKind::Streams, queue));
+    }
+    outlets
+}
+
+/// The protocol core, the app's outlets and the outbound transport, in
+/// the one task that owns them.
 pub(super) fn build_owner(settings: &Settings, id: &Identity, clock: Clock, w: &Wiring) -> Owner {
     let transport = Transport::new(Arc::new(WriterCtx {
         me: id.me,
@@ -164,14 +183,13 @@ pub(super) fn build_owner(settings: &Settings, id: &Identity, clock: Clock, w: &
         clock.now(),
         rand::random(),
     );
-    let queue = app_queue(settings, &clock, &w.metrics);
+    let outlets = outlets(settings, &clock, &w.metrics);
     Owner::new(
         node,
-        queue,
+        outlets,
         transport,
         clock,
         w.metrics.clone(),
-        w.notify.clone(),
         settings.node_name.clone(),
     )
 }

@@ -1,6 +1,9 @@
 //! Spawning a sidecar's tasks, and draining them at shutdown.
 
 use crate::api::{self, ApiCtx};
+use crate::delivery::cloudevents::Encoder;
+use crate::delivery::stream::Hub;
+use crate::delivery::stream::worker::StreamWorker;
 use crate::delivery::webhook::{self, WebhookConfig};
 use crate::discovery::static_peers::{self, StaticDiscovery};
 use crate::discovery::{Publisher, kubernetes};
@@ -20,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::build::{Bound, Identity, build_owner};
-use super::owner;
+use super::owner::{self, OutletKind};
 use crate::clock::Clock;
 
 /// A gossip connection that carries nothing this long is closed (peers send
@@ -35,7 +38,9 @@ pub(super) struct Running {
     pub(super) owner: tokio::task::JoinHandle<()>,
     pub(super) api: tokio::task::JoinHandle<()>,
     pub(super) metrics_server: tokio::task::JoinHandle<()>,
-    pub(super) webhook: tokio::task::JoinHandle<()>,
+    /// The delivery workers: the webhook's, the streams'.
+    pub(super) workers: Vec<tokio::task::JoinHandle<()>>,
+    pub(super) hub: Option<Arc<Hub>>,
     pub(super) readiness: Arc<Readiness>,
     pub(super) shutting_down: Arc<AtomicBool>,
     pub(super) shutdown_tx: watch::Sender<bool>,
@@ -47,7 +52,6 @@ pub(super) struct Wiring {
     pub(super) members_tx: watch::Sender<Arc<PeerSet>>,
     pub(super) members_rx: watch::Receiver<Arc<PeerSet>>,
     pub(super) cmd_tx: mpsc::Sender<crate::commands::Command>,
-    pub(super) notify: Arc<Notify>,
     pub(super) shutdown_rx: watch::Receiver<bool>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) keys: SharedKeyring,
@@ -72,7 +76,6 @@ pub(super) fn spawn(
         members_tx,
         members_rx,
         cmd_tx,
-        notify: Arc::new(Notify::new()),
         shutdown_rx,
         metrics: Arc::new(Metrics::new()),
         keys,
@@ -90,6 +93,18 @@ pub(super) fn spawn(
     ));
     let owner = build_owner(settings, &id, clock, &w);
     let health = owner.webhook.clone();
+    let outlets: Vec<(OutletKind, Arc<Notify>)> = owner
+        .outlets
+        .iter()
+        .map(|o| (o.kind, o.notify.clone()))
+        .collect();
+    let hub = settings.delivery.streams().then(|| {
+        Arc::new(Hub::new(
+            settings.streams.clone(),
+            Encoder::new(id.origin),
+            w.metrics.clone(),
+        ))
+    });
     let owner_task = tokio::spawn(owner::run(
         owner,
         cmd_rx,
@@ -108,28 +123,49 @@ pub(super) fn spawn(
         bound.metrics,
         &w,
         (&shutting_down, &readiness),
+        (hub.clone(), clock),
         servers_stop_rx,
     );
-    let webhook_task = tokio::spawn(webhook::run(
-        WebhookConfig {
-            url: settings.webhook_url.clone(),
-            probe_path: settings.webhook_probe_path.clone(),
-            timeout: settings.webhook_timeout,
-            retry_budget: settings.webhook_retry_budget,
-        },
-        origin,
-        w.cmd_tx,
-        w.notify,
-        w.metrics,
-        clock,
-        health,
-    ));
+    let mut workers = Vec::new();
+    for (outlet, (kind, notify)) in outlets.into_iter().enumerate() {
+        let task = match (kind, &hub) {
+            (OutletKind::Webhook, _) => tokio::spawn(webhook::run(
+                WebhookConfig {
+                    url: settings.webhook_url.clone(),
+                    probe_path: settings.webhook_probe_path.clone(),
+                    timeout: settings.webhook_timeout,
+                    retry_budget: settings.webhook_retry_budget,
+                    outlet,
+                },
+                origin,
+                w.cmd_tx.clone(),
+                notify,
+                w.metrics.clone(),
+                clock,
+                health.clone(),
+            )),
+            (OutletKind::Streams, Some(hub)) => tokio::spawn(
+                StreamWorker {
+                    hub: hub.clone(),
+                    outlet,
+                    cmd_tx: w.cmd_tx.clone(),
+                    notify,
+                    clock,
+                    wait_budget: settings.stream_wait,
+                }
+                .run(),
+            ),
+            (OutletKind::Streams, None) => continue,
+        };
+        workers.push(task);
+    }
     readiness.listeners_up.store(true, Ordering::Relaxed);
     Running {
         owner: owner_task,
         api,
         metrics_server,
-        webhook: webhook_task,
+        workers,
+        hub,
         readiness,
         shutting_down,
         shutdown_tx,
@@ -205,6 +241,7 @@ pub(super) fn spawn_servers(
     metrics_listener: TcpListener,
     w: &Wiring,
     (shutting_down, readiness): (&Arc<AtomicBool>, &Arc<Readiness>),
+    (streams, clock): (Option<Arc<Hub>>, Clock),
     stop: watch::Receiver<bool>,
 ) -> (tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>) {
     let api_ctx = Arc::new(ApiCtx {
@@ -216,6 +253,8 @@ pub(super) fn spawn_servers(
             .events
             .publish_refused
             .with_label_values(&["shutting_down"]),
+        streams,
+        clock,
     });
     let api = tokio::spawn(http::serve(
         api_listener,
@@ -249,7 +288,13 @@ impl Running {
         if tokio::time::timeout(limit, self.owner).await.is_err() {
             tracing::warn!("the owner task did not finish within the grace period");
         }
-        self.webhook.abort();
+        // The streams end once they have written what they hold.
+        if let Some(hub) = &self.hub {
+            hub.close();
+        }
+        for w in &self.workers {
+            w.abort();
+        }
         let _ = self.servers_stop_tx.send(true);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.api).await;
         let _ = self.metrics_server.await;

@@ -7,12 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
 use crate::clock::{Clock, rfc3339};
-use crate::commands::{BatchAnswer, BatchOutcome, Command, ConfigEntry, PeerInfo, Status};
-use crate::delivery::queue::{AppQueue, AppQueueStats};
+use crate::commands::{BatchAnswer, Command, ConfigEntry, PeerInfo, Status};
 use crate::gossip::hlc::Hlc;
 use crate::gossip::tree::Link;
 use crate::gossip::{
@@ -23,27 +22,29 @@ use crate::metrics::Metrics;
 use crate::transport::Transport;
 use crate::transport::listener::InboundFrame;
 
+mod outlet;
 mod report;
+
+pub use outlet::{Outlet, OutletKind};
 
 /// How often the core's counters are copied into the metrics.
 const METRICS_EVERY: Duration = Duration::from_millis(250);
 
 pub struct Owner {
     pub node: Node,
-    pub queue: AppQueue,
+    /// Where events leave for the app: the webhook, the streams, or both
+    /// (the first is the app's own: its acknowledgements are counted).
+    pub outlets: Vec<Outlet>,
     pub transport: Transport,
     pub members: Arc<PeerSet>,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
-    pub delivery_notify: Arc<Notify>,
     pub node_name: String,
     /// The webhook worker's view of the app, for the status.
     pub webhook: crate::delivery::health::Health,
     timers: BTreeMap<(Time, u64), Timer>,
     timer_seq: u64,
     prev_stats: Stats,
-    prev_queue: AppQueueStats,
-    batch_in_flight: bool,
     draining: bool,
     acknowledged: u64,
 }
@@ -52,12 +53,11 @@ pub struct Owner {
 struct Effects<'a> {
     transport: &'a mut Transport,
     members: &'a PeerSet,
-    queue: &'a mut AppQueue,
+    outlets: &'a mut [Outlet],
     timers: &'a mut BTreeMap<(Time, u64), Timer>,
     timer_seq: &'a mut u64,
     metrics: &'a Metrics,
     now: Time,
-    notify: &'a Notify,
 }
 
 impl Runtime for Effects<'_> {
@@ -72,8 +72,10 @@ impl Runtime for Effects<'_> {
             .events
             .propagation_delay
             .observe(delay.as_secs_f64());
-        self.queue.push_event(event.clone());
-        self.notify.notify_one();
+        for o in self.outlets.iter_mut() {
+            o.queue.push_event(event.clone());
+            o.notify.notify_one();
+        }
     }
 
     fn flush(&mut self, cache: Option<&str>, reason: FlushReason) {
@@ -82,8 +84,10 @@ impl Runtime for Effects<'_> {
             reason = reason.as_str(),
             "telling the app to flush"
         );
-        self.queue.push_flush(cache, reason);
-        self.notify.notify_one();
+        for o in self.outlets.iter_mut() {
+            o.queue.push_flush(cache, reason);
+            o.notify.notify_one();
+        }
     }
 
     fn config_evicted(&mut self, key: &str, version: Version) {
@@ -91,8 +95,10 @@ impl Runtime for Effects<'_> {
             key,
             "config register cap reached: key evicted on this replica (the app is told)"
         );
-        self.queue.push_config_evicted(key, version);
-        self.notify.notify_one();
+        for o in self.outlets.iter_mut() {
+            o.queue.push_config_evicted(key, version);
+            o.notify.notify_one();
+        }
     }
 
     fn schedule(&mut self, at: Time, timer: Timer) {
@@ -104,29 +110,25 @@ impl Runtime for Effects<'_> {
 impl Owner {
     pub fn new(
         node: Node,
-        queue: AppQueue,
+        outlets: Vec<Outlet>,
         transport: Transport,
         clock: Clock,
         metrics: Arc<Metrics>,
-        delivery_notify: Arc<Notify>,
         node_name: String,
     ) -> Owner {
         let webhook = crate::delivery::health::Health::new(clock.now());
         Owner {
             node,
-            queue,
+            outlets,
             transport,
             members: Arc::new(PeerSet::default()),
             clock,
             metrics,
-            delivery_notify,
             node_name,
             webhook,
             timers: BTreeMap::new(),
             timer_seq: 0,
             prev_stats: Stats::default(),
-            prev_queue: AppQueueStats::default(),
-            batch_in_flight: false,
             draining: false,
             acknowledged: 0,
         }
@@ -138,12 +140,11 @@ impl Owner {
         let mut fx = Effects {
             transport: &mut self.transport,
             members: &self.members,
-            queue: &mut self.queue,
+            outlets: &mut self.outlets,
             timers: &mut self.timers,
             timer_seq: &mut self.timer_seq,
             metrics: &self.metrics,
             now,
-            notify: &self.delivery_notify,
         };
         f(&mut self.node, now, &mut fx)
     }
@@ -227,53 +228,50 @@ impl Owner {
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }
-            Command::NextBatch { reply } => {
-                let answer = if self.batch_in_flight {
-                    // One request in flight per app; a confused worker
-                    // simply waits.
-                    BatchAnswer::Empty
-                } else {
-                    match self.queue.next_batch(self.clock.now()) {
-                        Ok(b) if b.is_empty() && self.draining => BatchAnswer::Done,
-                        Ok(b) if b.is_empty() => BatchAnswer::Empty,
-                        Ok(b) => {
-                            self.batch_in_flight = true;
-                            BatchAnswer::Batch(b)
-                        }
-                        Err(wait) => {
-                            self.metrics
-                                .protocol
-                                .rate_limited
-                                .with_label_values(&["webhook"])
-                                .inc();
-                            BatchAnswer::Wait(wait)
-                        }
-                    }
+            Command::NextBatch { outlet, reply } => {
+                let (now, draining) = (self.clock.now(), self.draining);
+                let answer = match self.outlets.get_mut(outlet) {
+                    Some(o) => o.next_batch(now, draining),
+                    None => BatchAnswer::Done,
                 };
+                if let (BatchAnswer::Wait(_), Some(o)) = (&answer, self.outlets.get(outlet)) {
+                    self.metrics
+                        .protocol
+                        .rate_limited
+                        .with_label_values(&[o.kind.as_str()])
+                        .inc();
+                }
                 let _ = reply.send(answer);
             }
-            Command::BatchDone(outcome) => {
-                self.batch_in_flight = false;
-                match outcome {
-                    BatchOutcome::Acknowledged(b) => {
-                        let n: usize = b.iter().map(|m| m.event_count()).sum();
-                        self.acknowledged += n as u64;
-                        self.metrics.events.acknowledged.inc_by(n as u64);
-                    }
-                    BatchOutcome::Retry(b) => self.queue.requeue(b),
-                    BatchOutcome::GiveUp(b) => {
-                        self.queue.requeue(b);
-                        self.queue.give_up();
-                    }
-                    BatchOutcome::Rejected(b) => {
-                        let n: usize = b.iter().map(|m| m.event_count()).sum();
-                        self.metrics.events.rejected_by_app.inc_by(n as u64);
-                    }
-                }
-                if !self.queue.is_empty() {
-                    self.delivery_notify.notify_one();
+            Command::BatchDone { outlet, outcome } => {
+                let Some(o) = self.outlets.get_mut(outlet) else {
+                    return;
+                };
+                let settled = o.batch_done(outcome);
+                // The first outlet is the app's own; a second (the streams
+                // beside a webhook) is not counted twice.
+                if outlet == 0 {
+                    self.acknowledged += settled.acknowledged;
+                    let events = &self.metrics.events;
+                    events.acknowledged.inc_by(settled.acknowledged);
+                    events.rejected_by_app.inc_by(settled.rejected);
                 }
             }
+        }
+    }
+
+    /// Entries waiting in every outlet.
+    pub(super) fn pending(&self) -> usize {
+        self.outlets.iter().map(|o| o.queue.len()).sum()
+    }
+
+    fn idle(&self) -> bool {
+        self.outlets.iter().all(Outlet::idle)
+    }
+
+    fn wake_workers(&self) {
+        for o in &self.outlets {
+            o.notify.notify_one();
         }
     }
 }
@@ -306,12 +304,12 @@ pub async fn run(
             _ = metrics_tick.tick() => owner.sync_metrics(),
         }
     }
-    tracing::info!(pending = owner.queue.len(), "shutting down: draining");
+    tracing::info!(pending = owner.pending(), "shutting down: draining");
     owner.draining = true;
-    owner.delivery_notify.notify_one();
+    owner.wake_workers();
     let deadline = Instant::now() + grace;
     let sending = tokio::spawn(owner.transport.close(grace));
-    while !owner.queue.is_empty() || owner.batch_in_flight {
+    while !owner.idle() {
         tokio::select! {
             Some(cmd) = cmd_rx.recv() => owner.on_command(cmd),
             _ = sleep_until(deadline) => break,
@@ -319,16 +317,16 @@ pub async fn run(
     }
     owner.sync_metrics();
     let _ = sending.await;
-    if !owner.queue.is_empty() {
+    if owner.pending() > 0 {
         tracing::warn!(
-            pending = owner.queue.len(),
+            pending = owner.pending(),
             "grace period over; undelivered events remain"
         );
     }
-    // Tell a waiting delivery worker there is nothing more.
-    owner.delivery_notify.notify_one();
+    // Tell waiting delivery workers there is nothing more.
+    owner.wake_workers();
     while let Ok(cmd) = cmd_rx.try_recv() {
-        if let Command::NextBatch { reply } = cmd {
+        if let Command::NextBatch { reply, .. } = cmd {
             let _ = reply.send(BatchAnswer::Done);
         }
     }

@@ -66,7 +66,7 @@ impl Owner {
             received: s.events_received,
             delivered: s.events_delivered,
             acknowledged: self.acknowledged,
-            delivery_queue: self.queue.len(),
+            delivery_queue: self.pending(),
             config_keys: self.node.config_live_len(),
             origins: self.node.origins_known(),
             shutting_down: self.draining,
@@ -78,14 +78,15 @@ impl Owner {
     pub(super) fn sync_metrics(&mut self) {
         let m = &self.metrics;
         m.observe_core(self.node.stats(), &mut self.prev_stats);
-        let q = self.queue.stats().clone();
-        let p = &self.prev_queue;
-        m.delivery
-            .delivery_coalesced
-            .inc_by(q.coalesced.saturating_sub(p.coalesced));
-        m.observe_queue_flushes(&q.flushes, &p.flushes);
-        self.prev_queue = q;
-        m.delivery.delivery_queue_depth.set(self.queue.len() as i64);
+        for o in self.outlets.iter_mut() {
+            let q = o.queue.stats().clone();
+            m.delivery
+                .delivery_coalesced
+                .inc_by(q.coalesced.saturating_sub(o.prev.coalesced));
+            m.observe_queue_flushes(&q.flushes, &o.prev.flushes);
+            o.prev = q;
+        }
+        m.delivery.delivery_queue_depth.set(self.pending() as i64);
         m.protocol
             .bloom_fill_ratio
             .set(self.node.bloom().fill_ratio());
