@@ -29,11 +29,12 @@
 //! - [`discovery`]: peer sources (a static list and file, Kubernetes),
 //!   publishing peer sets through a [`discovery::Publisher`].
 //! - [`delivery`]: the app queue (sans-IO), the CloudEvents payload, the
-//!   webhook worker and its health.
+//!   webhook worker and its health, the subscription streams.
 //! - [`api`]: the local JSON API, a thin layer over `commands`.
 //! - [`sidecar`]: `hearsay run`, the composition root: bind, identify,
 //!   spawn the tasks, wait for a signal, drain; and the owner task.
-//! - [`client`]: the local API's client, for the CLI and the demo.
+//! - [`client`]: the local API's client, for the CLI and the demo;
+//!   [`subscriber`]: a subscription stream's client and parser.
 //! - [`receiver`]: a recording webhook receiver (`hearsay receiver`, the
 //!   demo, the tests).
 //! - [`demo`]: `hearsay demo` and its local cluster of processes (also the
@@ -56,5 +57,6 @@ pub mod receiver;
 pub mod settings;
 pub mod shutdown;
 pub mod sidecar;
+pub mod subscriber;
 pub use hearsay_core::sim;
 pub mod transport;

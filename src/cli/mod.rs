@@ -3,6 +3,7 @@
 pub mod client_cmds;
 pub mod run;
 pub mod simulate;
+pub mod subscribe;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +32,9 @@ pub enum Command {
     Peers(client_cmds::ListArgs),
     /// Show a running sidecar's status.
     Status(client_cmds::ListArgs),
+    /// Print a running sidecar's events as they arrive (a subscription
+    /// stream; needs --delivery stream or both).
+    Subscribe(subscribe::SubscribeArgs),
     /// Start a local cluster of sidecars, publish, and report who got what.
     Demo(crate::demo::DemoArgs),
     /// Serve a webhook that logs every event it receives (the example app).
@@ -122,6 +126,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Config(a) => client(client_cmds::config(&a)),
         Command::Peers(a) => client(client_cmds::peers(&a)),
         Command::Status(a) => client(client_cmds::status(&a)),
+        Command::Subscribe(a) => client(subscribe::run(&a)),
         Command::Demo(a) => {
             let rt = runtime().map_err(|e| Failure::Runtime(e.into()))?;
             let report = rt.block_on(crate::demo::run(a)).map_err(Failure::Runtime)?;
