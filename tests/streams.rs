@@ -67,8 +67,7 @@ impl Collector {
     async fn stop(self) -> Vec<StreamRecord> {
         self.task.abort();
         let _ = self.task.await;
-        let records = self.records.lock().unwrap().clone();
-        records
+        self.records.lock().unwrap().clone()
     }
 }
 
