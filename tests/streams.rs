@@ -47,7 +47,12 @@ impl Collector {
     }
 
     fn count(&self, id: &str) -> usize {
-        self.records.lock().unwrap().iter().filter(|r| r.id == id).count()
+        self.records
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.id == id)
+            .count()
     }
 
     /// How many records each id had, all at once.

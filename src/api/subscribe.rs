@@ -94,16 +94,17 @@ fn parse(req: &Request<Incoming>) -> Result<Ask, String> {
 }
 
 pub async fn subscribe(req: Request<Incoming>, ctx: &ApiCtx) -> Response<Body> {
+    // A bad request is a 400 whether or not streams are on.
+    let ask = match parse(&req) {
+        Ok(a) => a,
+        Err(why) => return http::error(StatusCode::BAD_REQUEST, "invalid_query", &why),
+    };
     let Some(hub) = &ctx.streams else {
         return http::error(
             StatusCode::NOT_FOUND,
             "streams_off",
             "subscription streams are off: start the sidecar with --delivery stream or both",
         );
-    };
-    let ask = match parse(&req) {
-        Ok(a) => a,
-        Err(why) => return http::error(StatusCode::BAD_REQUEST, "invalid_query", &why),
     };
     let (sub, opened) = match hub.subscribe(ask.caches, ask.start, ctx.clock.now()) {
         Ok(s) => s,
