@@ -238,10 +238,16 @@ async fn a_real_prometheus_scrapes_a_cluster_and_every_dashboard_query_has_data(
         return;
     }
     let dir = common::test_dir("prometheus-server");
-    // node-2's app answers its probe but fails every delivery.
-    let (c, recv) =
-        common::cluster("prometheus-cluster", 3, &["--webhook-probe-path", "/ready"]).await;
+    // node-2's app answers its probe but fails every delivery; node-1's
+    // app also holds a subscription stream.
+    let extra = ["--webhook-probe-path", "/ready", "--delivery", "both"];
+    let (c, recv) = common::cluster("prometheus-cluster", 3, &extra).await;
     recv[2].set_mode(hearsay::receiver::Mode::Fail);
+    let opts = hearsay::subscriber::SubscribeOptions::default();
+    let mut sub = hearsay::subscriber::Subscriber::open(c.node(1).unwrap().ready.api, &opts)
+        .await
+        .unwrap();
+    let reader = tokio::spawn(async move { while sub.next().await.is_some() {} });
     let targets: Vec<(String, std::net::SocketAddr)> = (0..3)
         .map(|i| (format!("node-{i}"), c.node(i).unwrap().ready.metrics))
         .collect();
@@ -252,6 +258,8 @@ async fn a_real_prometheus_scrapes_a_cluster_and_every_dashboard_query_has_data(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let up = prom.query("sum(up{job=\"hearsay\"})").await;
+    let open = prom.query("sum(hearsay_stream_subscribers)").await;
+    assert_eq!(open[0]["value"][1], "1", "one stream: {open:?}");
     assert_eq!(up[0]["value"][1], "3", "every sidecar is scraped: {up:?}");
 
     let (panels, variables) = dashboard_queries();
@@ -302,6 +310,7 @@ async fn a_real_prometheus_scrapes_a_cluster_and_every_dashboard_query_has_data(
         .collect();
     assert_eq!(pods, ["node-2"], "{expr} gave {firing:?}");
     drop(prom);
+    reader.abort();
     common::finish(c).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
