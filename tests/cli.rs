@@ -658,3 +658,59 @@ async fn a_kept_running_demo_prints_deliveries_as_they_happen_and_keeps_its_dire
     assert!(dir.join("node-0.log").exists(), "the directory is kept");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hearsay_subscribe_prints_the_stream_one_line_per_record() {
+    let (c, _recv) = cluster("cli-subscribe", 2, &["--delivery", "stream"]).await;
+    c.wait_all_see_all(std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    let api = c.node(1).unwrap().ready.api.to_string();
+    let sub = |json: bool| {
+        let mut cmd = tokio::process::Command::new(binary());
+        cmd.env_clear()
+            .args(["subscribe", "--api-addr", &api, "--count", "2"])
+            .args(json.then_some("--json"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        cmd.spawn().unwrap()
+    };
+    let (text_sub, json_sub) = (sub(false), sub(true));
+    eventually(
+        std::time::Duration::from_secs(10),
+        "two streams",
+        || async { c.metric(1, "hearsay_stream_subscribers").await.unwrap() == 2.0 },
+    )
+    .await;
+    let id = publish(&c, 0, "42").await;
+    let wait = |child: tokio::process::Child| async move {
+        tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
+            .await
+            .expect("subscribe --count 2 ends")
+            .unwrap()
+    };
+    let out = wait(text_sub).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].contains(" flush * reason=subscribe  id="),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(" invalidate products keys=[42]  id=") && lines[1].ends_with(&id),
+        "{}",
+        lines[1]
+    );
+    assert!(text(&out.stderr).contains("(new)"), "{}", text(&out.stderr));
+    let out = wait(json_sub).await;
+    let events: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["data"]["reason"], "subscribe");
+    assert_eq!(events[1]["id"], id.as_str());
+    finish(c).await;
+}

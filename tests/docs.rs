@@ -73,3 +73,21 @@ fn the_settings_table_is_generated_from_the_declaration() {
         assert!(table.contains(&s.env()), "{} is not in the table", s.name);
     }
 }
+
+#[test]
+fn the_readme_shows_each_subscriber_example_as_it_is_in_examples() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for (file, lang) in [
+        ("subscriber.py", "python"),
+        ("subscriber.go", "go"),
+        ("subscriber.js", "javascript"),
+    ] {
+        let code = std::fs::read_to_string(root.join("examples/subscribers").join(file)).unwrap();
+        let block = format!("```{lang}\n{code}```\n");
+        assert!(
+            readme.contains(&block),
+            "README.md does not show examples/subscribers/{file} as it is"
+        );
+    }
+}
