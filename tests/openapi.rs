@@ -180,7 +180,8 @@ async fn the_subscribe_route_answers_as_documented() {
     let extra = ["--api-token", TOKEN, "--delivery", "both"];
     let (c, _recv) = cluster("openapi-subscribe", 1, &extra).await;
     let addr = c.node(0).unwrap().ready.api;
-    let cases: [(&str, &[(&str, &str)], u16, Option<&str>); 7] = [
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16, Option<&'a str>);
+    let cases: [Case; 7] = [
         ("/v1/subscribe", &[], 200, Some("text/event-stream")),
         (
             "/v1/subscribe?format=ndjson",
