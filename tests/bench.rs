@@ -1,7 +1,8 @@
 //! The benchmark harness (`examples/bench`), end to end at a small scale:
 //! three nodes of each system, a short latency run and one ramp step. It
-//! installs `redis-server` and `serf` with apt when they are missing (as
-//! root), as the README's benchmark command does, so CI checks the whole
+//! installs `redis-server`, `nats-server` and `serf` with apt when they are
+//! missing (as root), and the apps' Python venv (redis-py, nats-py) from
+//! PyPI, as the README's benchmark command does, so CI checks the whole
 //! path the published figures come from. The figures themselves are not
 //! judged here: this machine is shared and noisy.
 
@@ -39,7 +40,7 @@ fn system<'a>(results: &'a serde_json::Value, name: &str) -> &'a serde_json::Val
 }
 
 #[test]
-fn the_harness_runs_all_three_systems_and_hearsay_loses_nothing() {
+fn the_harness_runs_every_system_and_hearsay_loses_nothing() {
     let out = common::test_dir("bench");
     let status = Command::new(bench_binary())
         .arg("--hearsay")
@@ -56,7 +57,7 @@ fn the_harness_runs_all_three_systems_and_hearsay_loses_nothing() {
     for file in [
         "report.md",
         "results.json",
-        "latency-cdf.svg",
+        "latency-cdf-n3.svg",
         "time-to-all.svg",
     ] {
         let len = std::fs::metadata(out.join(file))
@@ -67,24 +68,30 @@ fn the_harness_runs_all_three_systems_and_hearsay_loses_nothing() {
     let text = std::fs::read_to_string(out.join("results.json")).unwrap();
     let results: serde_json::Value = serde_json::from_str(&text).unwrap();
 
-    let hearsay = system(&results, "hearsay");
-    let run = &hearsay["runs"][0];
-    assert_eq!(run["nodes"], 3);
-    assert_eq!(run["refused"], 0, "{run}");
-    assert_eq!(run["deliveries_expected"], 40 * 2, "{run}");
-    assert_eq!(run["delivered"], run["deliveries_expected"], "{run}");
-    assert_eq!(run["lost"], 0, "{run}");
-    assert_eq!(run["duplicated"], 0, "{run}");
-    // Every peer got each event's payload once, from the sidecars' metrics.
-    let copies = run["payload_frames_per_event_per_peer"].as_f64().unwrap();
-    assert!((0.99..=1.2).contains(&copies), "{run}");
-    assert!(hearsay["rss_idle_kib"].as_u64().unwrap() > 0);
-    let step = &hearsay["ramp"][0];
-    assert_eq!(step["lost"], 0, "{step}");
-    assert_eq!(step["duplicated"], 0, "{step}");
+    for name in ["hearsay", "hearsay-streams"] {
+        let hearsay = system(&results, name);
+        let run = &hearsay["runs"][0];
+        assert_eq!(run["nodes"], 3);
+        assert_eq!(run["refused"], 0, "{name}: {run}");
+        assert_eq!(run["deliveries_expected"], 40 * 2, "{name}: {run}");
+        assert_eq!(
+            run["delivered"], run["deliveries_expected"],
+            "{name}: {run}"
+        );
+        assert_eq!(run["lost"], 0, "{name}: {run}");
+        assert_eq!(run["duplicated"], 0, "{name}: {run}");
+        // Every peer got each event's payload once, from the sidecars' metrics.
+        let copies = run["payload_frames_per_event_per_peer"].as_f64().unwrap();
+        assert!((0.99..=1.2).contains(&copies), "{name}: {run}");
+        assert!(run["app_cpu_seconds_per_1000_events"].as_f64().unwrap() > 0.0);
+        assert!(hearsay["rss_idle_kib"].as_u64().unwrap() > 0);
+        let step = &hearsay["ramp"][0];
+        assert_eq!(step["lost"], 0, "{name}: {step}");
+        assert_eq!(step["duplicated"], 0, "{name}: {step}");
+    }
 
     // The comparison systems ran the same workload through their own path.
-    for name in ["redis", "serf"] {
+    for name in ["redis", "nats", "redis-relayed", "serf"] {
         let run = &system(&results, name)["runs"][0];
         assert_eq!(run["nodes"], 3, "{name}: {run}");
         assert!(
@@ -93,7 +100,14 @@ fn the_harness_runs_all_three_systems_and_hearsay_loses_nothing() {
         );
     }
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
-    for name in ["hearsay", "redis", "serf"] {
+    for name in [
+        "hearsay",
+        "hearsay-streams",
+        "redis",
+        "nats",
+        "redis-relayed",
+        "serf",
+    ] {
         assert!(report.contains(&format!("| {name} | 3 |")), "{report}");
     }
     let _ = std::fs::remove_dir_all(&out);

@@ -1,24 +1,29 @@
-//! The comparison peers come from Debian: `redis-server` and `serf`. When
-//! they are missing the harness installs them with apt (as root), or says
-//! how to and leaves that system out.
+//! The comparison peers come from Debian: `redis-server`, `nats-server`
+//! and `serf`. When they are missing the harness installs them with apt
+//! (as root), or says how to and leaves those systems out.
 
 use std::process::Command;
 
-/// A peer system and the Debian package and program it needs.
+/// Peer systems and the Debian package and program they need.
 pub struct Peer {
-    pub system: &'static str,
+    pub systems: &'static [&'static str],
     pub package: &'static str,
     pub program: &'static str,
 }
 
-pub const PEERS: [Peer; 2] = [
+pub const PEERS: [Peer; 3] = [
     Peer {
-        system: "redis",
+        systems: &["redis", "redis-relayed"],
         package: "redis-server",
         program: "redis-server",
     },
     Peer {
-        system: "serf",
+        systems: &["nats"],
+        package: "nats-server",
+        program: "nats-server",
+    },
+    Peer {
+        systems: &["serf"],
         package: "serf",
         program: "serf",
     },
@@ -70,15 +75,17 @@ pub fn ensure(allow_install: bool) -> (Vec<&'static str>, Vec<String>) {
         eprintln!("installing {} with apt-get", packages.join(" "));
         apt_install(&packages);
     }
-    let mut ready = vec!["hearsay"];
+    let mut ready = vec!["hearsay", "hearsay-streams"];
     let mut notes = Vec::new();
     for p in &PEERS {
         if on_path(p.program) {
-            ready.push(p.system);
+            ready.extend(p.systems);
         } else {
             notes.push(format!(
                 "{}: `{}` is not installed, so it was left out; install it with `sudo apt-get install {}` (Debian/Ubuntu) and run again",
-                p.system, p.program, p.package
+                p.systems.join(", "),
+                p.program,
+                p.package
             ));
         }
     }

@@ -1,15 +1,20 @@
 //! `cargo run --release --example bench`: hearsay side by side with Redis
-//! pub/sub and Serf user events, on this machine, in one run.
+//! pub/sub, NATS core and Serf user events, on this machine, in one run,
+//! each run the way its users run it.
 //!
-//! For each system and each N it starts N receivers (the same webhook
-//! receiver the demo uses) and the system's N processes on loopback,
-//! publishes an open-loop stream at random nodes, and measures when each
-//! receiver got each event. At N = 3 it also ramps the publish rate at one
-//! node to find the highest rate with p99 time-to-all under 10 ms and no
-//! loss. It writes `report.md`, `results.json` and two SVG plots.
+//! For each system and each N it starts the system on loopback and N app
+//! processes (`app.py`: the same Python program for every system but for
+//! how it receives: hearsay's webhook or stream, Redis SUBSCRIBE, a NATS
+//! subscription), publishes an open-loop stream at random nodes, and
+//! measures when each app got each event. At the smallest N it also ramps
+//! the publish rate at one node to find the highest rate with p99
+//! time-to-all under 10 ms and no loss. It writes `report.md`,
+//! `results.json` and SVG plots.
 
+mod apps;
 mod hearsay_sys;
 mod install;
+mod nats_sys;
 mod plot;
 mod post;
 mod procinfo;
@@ -27,7 +32,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(about = "hearsay vs Redis pub/sub vs Serf, on loopback")]
+#[command(about = "hearsay vs Redis pub/sub, NATS core and Serf, on loopback")]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -37,7 +42,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Subscribes to Redis and forwards to a webhook (one per node)
+    /// Subscribes to Redis and relays to a webhook (redis-relayed)
     #[command(hide = true)]
     RedisSubscriber { redis: SocketAddr, webhook: String },
     /// What Serf runs per user event: posts the payload to a webhook
@@ -98,13 +103,27 @@ async fn run(args: suite::Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&out)?;
     let json = serde_json::to_string_pretty(&results)?;
     std::fs::write(out.join("results.json"), json + "\n")?;
-    plot::latency_cdf(&results, &out.join("latency-cdf.svg"))?;
+    // Plots of earlier runs with other N would be stale.
+    for old in std::fs::read_dir(&out)?.flatten() {
+        let name = old.file_name().to_string_lossy().into_owned();
+        if name.starts_with("latency-cdf") && name.ends_with(".svg") {
+            std::fs::remove_file(old.path())?;
+        }
+    }
+    let mut plots = Vec::new();
+    for n in results.node_counts() {
+        let name = format!("latency-cdf-n{n}.svg");
+        plot::latency_cdf(&results, n, &out.join(&name))?;
+        plots.push(name);
+    }
     plot::time_to_all_vs_n(&results, &out.join("time-to-all.svg"))?;
+    plots.push("time-to-all.svg".into());
     let md = report::markdown(&results);
     std::fs::write(out.join("report.md"), &md)?;
     println!("{md}");
     eprintln!(
-        "wrote {}/{{report.md,results.json,latency-cdf.svg,time-to-all.svg}}",
+        "wrote report.md, results.json and {} in {}",
+        plots.join(", "),
         out.display()
     );
     Ok(())

@@ -1,5 +1,6 @@
-//! The two SVG plots, drawn with plotters' SVG backend: time-to-all CDF
-//! per system at N = 10, and time-to-all p50/p99 against N.
+//! The SVG plots, drawn with plotters' SVG backend: the time-to-all CDF
+//! of every system at one N (one plot per N), and time-to-all p50/p99
+//! against N.
 
 use std::path::Path;
 
@@ -10,7 +11,10 @@ use crate::results::Results;
 fn color(system: &str) -> RGBColor {
     match system {
         "hearsay" => RGBColor(0x1f, 0x77, 0xb4),
+        "hearsay-streams" => RGBColor(0x17, 0xbe, 0xcf),
         "redis" => RGBColor(0xd6, 0x27, 0x28),
+        "redis-relayed" => RGBColor(0xff, 0x98, 0x96),
+        "nats" => RGBColor(0x94, 0x67, 0xbd),
         _ => RGBColor(0x2c, 0xa0, 0x2c),
     }
 }
@@ -30,22 +34,8 @@ fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("cannot draw the plot: {e}")
 }
 
-/// The N the CDF is drawn at: 10 when it was run, else the largest.
-fn cdf_nodes(r: &Results) -> usize {
-    let ns = r
-        .systems
-        .iter()
-        .flat_map(|s| s.runs.iter().map(|r| r.nodes));
-    let ns: Vec<usize> = ns.collect();
-    if ns.contains(&10) {
-        10
-    } else {
-        ns.into_iter().max().unwrap_or(0)
-    }
-}
-
-pub fn latency_cdf(r: &Results, path: &Path) -> anyhow::Result<()> {
-    let n = cdf_nodes(r);
+/// The time-to-all CDF of every system that ran at `n` nodes.
+pub fn latency_cdf(r: &Results, n: usize, path: &Path) -> anyhow::Result<()> {
     let series: Vec<(&str, &[f64])> = r
         .systems
         .iter()

@@ -1,10 +1,10 @@
 //! Redis pub/sub under test: one `redis-server` on an ephemeral loopback
-//! port, one subscriber process per receiver (what each replica of an app
-//! would run), and one publishing connection per node.
-//!
-//! A subscriber hands what it gets to its receiver the way the sidecar
-//! does: one webhook call at a time, each carrying everything that arrived
-//! while the previous one was in flight.
+//! port and one publishing connection per node. As its users run it, each
+//! app SUBSCRIBEs itself (`apps`). The labelled extra, `redis-relayed`,
+//! puts a relay process beside each app instead, which SUBSCRIBEs and hands
+//! what it gets to the app's webhook the way the sidecar does: one call at
+//! a time, each carrying everything that arrived while the previous one
+//! was in flight.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -22,13 +22,16 @@ pub const CHANNEL: &str = "hearsay-bench";
 
 pub struct Redis {
     server: Child,
-    subscribers: Vec<Child>,
+    pub addr: SocketAddr,
+    relays: Vec<Child>,
     publishers: Vec<redis::aio::MultiplexedConnection>,
 }
 
 impl Redis {
-    pub async fn start(bench: &Path, webhooks: &[String]) -> anyhow::Result<Redis> {
+    /// The broker and `nodes` publishing connections.
+    pub async fn start(nodes: usize) -> anyhow::Result<Redis> {
         let port = free_port()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut server = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
@@ -38,7 +41,7 @@ impl Redis {
             .kill_on_drop(true)
             .spawn()
             .context("cannot start redis-server")?;
-        let url = format!("redis://127.0.0.1:{port}/");
+        let url = format!("redis://{addr}/");
         let client = redis::Client::open(url.as_str())?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let first = loop {
@@ -52,18 +55,27 @@ impl Redis {
             }
         };
         let mut publishers = vec![first];
-        for _ in 1..webhooks.len() {
+        for _ in 1..nodes {
             publishers.push(client.get_multiplexed_async_connection().await?);
         }
-        let mut subscribers = Vec::new();
+        Ok(Redis {
+            server,
+            addr,
+            relays: Vec::new(),
+            publishers,
+        })
+    }
+
+    /// Starts a relay per webhook: SUBSCRIBE, then POST to the app.
+    pub async fn relay(&mut self, bench: &Path, webhooks: &[String]) -> anyhow::Result<()> {
         for url in webhooks {
             let mut child = Command::new(bench)
-                .args(["redis-subscriber", &format!("127.0.0.1:{port}"), url])
+                .args(["redis-subscriber", &self.addr.to_string(), url])
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .kill_on_drop(true)
                 .spawn()
-                .context("cannot start a subscriber")?;
+                .context("cannot start a relay")?;
             let out = child.stdout.take().context("no stdout")?;
             let mut line = String::new();
             tokio::time::timeout(
@@ -71,28 +83,24 @@ impl Redis {
                 BufReader::new(out).read_line(&mut line),
             )
             .await
-            .context("a subscriber did not subscribe within 10 s")??;
-            anyhow::ensure!(line.trim() == "subscribed", "a subscriber said {line:?}");
-            subscribers.push(child);
+            .context("a relay did not subscribe within 10 s")??;
+            anyhow::ensure!(line.trim() == "subscribed", "a relay said {line:?}");
+            self.relays.push(child);
         }
-        Ok(Redis {
-            server,
-            subscribers,
-            publishers,
-        })
+        Ok(())
     }
 
-    /// The broker first, then the subscribers.
+    /// The broker first, then the relays (if any).
     pub fn pids(&self) -> Vec<u32> {
         std::iter::once(&self.server)
-            .chain(&self.subscribers)
+            .chain(&self.relays)
             .filter_map(Child::id)
             .collect()
     }
 
     pub async fn stop(mut self) {
         for c in self
-            .subscribers
+            .relays
             .iter_mut()
             .chain(std::iter::once(&mut self.server))
         {

@@ -25,7 +25,7 @@ fn find<'a>(r: &'a Results, system: &str) -> Option<&'a SystemResults> {
 
 /// One target: what it asks, what was measured, whether it was met.
 struct Target {
-    what: &'static str,
+    what: String,
     measured: String,
     met: Option<bool>,
 }
@@ -33,7 +33,7 @@ struct Target {
 /// A target that compares a hearsay figure with another (a figure of another
 /// system, or a bound); not measured when either is missing.
 fn compare(
-    what: &'static str,
+    what: String,
     (a, b): (Option<f64>, Option<f64>),
     met: &dyn Fn(f64, f64) -> bool,
     show: &dyn Fn(f64, f64) -> String,
@@ -49,113 +49,138 @@ fn compare(
     }
 }
 
+fn at(s: Option<&SystemResults>, n: usize) -> Option<&Latency> {
+    s.and_then(|s| s.run(n)).map(|run| &run.latency)
+}
+
+/// Of Redis and NATS (as their users run them), the one with the lower
+/// p50 time-to-all at `n`: its name and figures.
+fn faster_broker(r: &Results, n: usize) -> Option<(&'static str, &Latency)> {
+    ["redis", "nats"]
+        .into_iter()
+        .filter_map(|name| at(find(r, name), n).map(|l| (name, l)))
+        .filter(|(_, l)| !l.time_to_all_p50_ms.is_nan())
+        .min_by(|a, b| a.1.time_to_all_p50_ms.total_cmp(&b.1.time_to_all_p50_ms))
+}
+
 fn targets(r: &Results) -> Vec<Target> {
     let h = find(r, "hearsay");
-    fn at(s: Option<&SystemResults>, n: usize) -> Option<&Latency> {
-        s.and_then(|s| s.run(n)).map(|run| &run.latency)
-    }
-    let (h10, r10, s10, h50) = (
-        at(h, 10),
-        at(find(r, "redis"), 10),
-        at(find(r, "serf"), 10),
-        at(h, 50),
-    );
+    let streams = find(r, "hearsay-streams");
     let mut out = Vec::new();
+    for n in [10, 50] {
+        let broker = faster_broker(r, n);
+        let name = broker.map_or("the faster broker", |(b, _)| b);
+        let b50 = broker.map(|(_, l)| l.time_to_all_p50_ms);
+        let b99 = broker.map(|(_, l)| l.time_to_all_p99_ms);
+        let s = at(streams, n);
+        let w = at(h, n);
+        out.push(compare(
+            format!("N = {n}: streams p50 time-to-all ≤ the faster broker's"),
+            (s.map(|l| l.time_to_all_p50_ms), b50),
+            &|a, b| a <= b,
+            &|a, b| format!("{} ms vs {name} {} ms", ms(a), ms(b)),
+        ));
+        out.push(compare(
+            format!("N = {n}: streams p99 time-to-all ≤ 1.5 × the faster broker's"),
+            (s.map(|l| l.time_to_all_p99_ms), b99),
+            &|a, b| a <= 1.5 * b,
+            &|a, b| format!("{} ms vs 1.5 × {name} {} ms", ms(a), ms(b)),
+        ));
+        out.push(compare(
+            format!("N = {n}: webhook p50 time-to-all ≤ 1.5 × the faster broker's"),
+            (w.map(|l| l.time_to_all_p50_ms), b50),
+            &|a, b| a <= 1.5 * b,
+            &|a, b| format!("{} ms vs 1.5 × {name} {} ms", ms(a), ms(b)),
+        ));
+    }
     out.push(compare(
-        "N = 10: p50 time-to-all ≤ Redis's",
+        "N = 10: ≥ 100 × faster than Serf at p50 (webhook)".into(),
         (
-            h10.map(|l| l.time_to_all_p50_ms),
-            r10.map(|l| l.time_to_all_p50_ms),
-        ),
-        &|a, b| a <= b,
-        &|a, b| format!("{} ms vs Redis {} ms", ms(a), ms(b)),
-    ));
-    out.push(compare(
-        "N = 10: p99 time-to-all ≤ 1.5 × Redis's",
-        (
-            h10.map(|l| l.time_to_all_p99_ms),
-            r10.map(|l| l.time_to_all_p99_ms),
-        ),
-        &|a, b| a <= 1.5 * b,
-        &|a, b| format!("{} ms vs 1.5 × {} ms", ms(a), ms(b)),
-    ));
-    out.push(compare(
-        "N = 10: ≥ 100 × faster than Serf at p50",
-        (
-            h10.map(|l| l.time_to_all_p50_ms),
-            s10.map(|l| l.time_to_all_p50_ms),
+            at(h, 10).map(|l| l.time_to_all_p50_ms),
+            at(find(r, "serf"), 10).map(|l| l.time_to_all_p50_ms),
         ),
         &|a, b| a * 100.0 <= b,
         &|a, b| format!("{:.0} × ({} ms vs Serf {} ms)", b / a, ms(a), ms(b)),
     ));
-    out.push(compare(
-        "N = 50: p99 time-to-all < 10 ms",
-        (h50.map(|l| l.time_to_all_p99_ms), Some(10.0)),
-        &|a, b| a < b,
-        &|a, _| format!("{} ms", ms(a)),
-    ));
-    let rate = h.and_then(|h| h.max_sustained_rate);
+    let redis_rate = find(r, "redis").map(|s| s.max_sustained_rate.unwrap_or(0.0));
+    for sys in [h, streams].into_iter().flatten() {
+        out.push(compare(
+            format!("{}: sustained rate at one node ≥ Redis's", sys.system),
+            (Some(sys.max_sustained_rate.unwrap_or(0.0)), redis_rate),
+            &|a, b| a >= b,
+            &|a, b| format!("{a:.0}/s vs Redis {b:.0}/s"),
+        ));
+    }
     out.push(Target {
-        what: "≥ 20,000 events/s through one sidecar at N = 3",
-        measured: match (h, rate) {
-            (None, _) => "not measured".into(),
-            (Some(_), None) => "no ramp step passed".into(),
-            (Some(_), Some(x)) => format!("{x:.0}/s"),
-        },
-        met: h.map(|_| rate.is_some_and(|x| x >= 20_000.0)),
-    });
-    out.push(Target {
-        what: "one sidecar ≤ 10 MB RSS idle",
+        what: "one sidecar ≤ 10 MB RSS idle".into(),
         measured: h.map_or("not measured".into(), |h| mib(h.rss_idle_kib)),
         met: h.map(|h| h.rss_idle_kib * 1024 <= 10_000_000),
     });
     out.push(Target {
-        what: "one sidecar ≤ 25 MB RSS under load",
+        what: "one sidecar ≤ 25 MB RSS under the ramp".into(),
         measured: h.map_or("not measured".into(), |h| {
             format!("{} (peak)", mib(h.rss_peak_kib))
         }),
         met: h.map(|h| h.rss_peak_kib * 1024 <= 25_000_000),
     });
-    let lossless = h.map(|h| {
-        h.runs
-            .iter()
-            .all(|r| r.latency.lost == 0 && r.latency.duplicated == 0)
-    });
+    let ours: Vec<&SystemResults> = [h, streams].into_iter().flatten().collect();
+    let lost: usize = ours
+        .iter()
+        .flat_map(|s| &s.runs)
+        .map(|r| r.latency.lost)
+        .sum();
+    let dup: usize = ours
+        .iter()
+        .flat_map(|s| &s.runs)
+        .map(|r| r.latency.duplicated)
+        .sum();
     out.push(Target {
-        what: "hearsay: no delivery lost or duplicated",
-        measured: h.map_or("not measured".into(), |h| {
-            let lost: usize = h.runs.iter().map(|r| r.latency.lost).sum();
-            let dup: usize = h.runs.iter().map(|r| r.latency.duplicated).sum();
+        what: "hearsay (webhook and streams): no delivery lost or duplicated".into(),
+        measured: if ours.is_empty() {
+            "not measured".into()
+        } else {
             format!("{lost} lost, {dup} duplicated")
-        }),
-        met: lossless,
+        },
+        met: (!ours.is_empty()).then_some(lost == 0 && dup == 0),
     });
     out
 }
 
 /// What the figures mean, the same for every run.
 const METHOD: &[&str] = &[
-    "**hearsay**: N `hearsay run` processes (release build, default settings, RUST_LOG=warn) \
-     with a shared gossip key and a static peer list; the harness publishes through each node's \
-     local API (keep-alive HTTP, at most 64 requests in flight per node). Accepted = the API's \
-     202.",
-    "**Redis**: one `redis-server` (`--save \"\" --appendonly no`) and N subscriber processes \
-     (part of the harness, built with the `redis` crate) that SUBSCRIBE and hand messages to \
-     their receiver the way the sidecar does: one request in flight, whatever queued meanwhile \
-     in the next batch. A publish goes to the broker as PUBLISH; accepted = its reply.",
+    "**Every app is the same program** (`examples/bench/app.py`, CPython, one process per \
+     node) but for how it receives; it stamps each event with CLOCK_MONOTONIC as it reaches \
+     the process, and the harness reads the same clock. Each system is run the way its users \
+     run it:",
+    "**hearsay** (webhook): N `hearsay run` processes (default settings, RUST_LOG=warn) with a \
+     shared gossip key and a static peer list; each app serves the webhook with the standard \
+     library's `ThreadingHTTPServer`. The harness publishes through each node's local API \
+     (keep-alive HTTP, at most 64 requests in flight per node). Accepted = the API's 202.",
+    "**hearsay-streams**: the same sidecars with `--delivery stream`; each app reads its \
+     sidecar's `GET /v1/subscribe` (Server-Sent Events) with the standard library's \
+     `http.client`.",
+    "**Redis**: one `redis-server` (`--save \"\" --appendonly no`); each app SUBSCRIBEs itself \
+     with redis-py. A publish goes to the broker as PUBLISH; accepted = its reply.",
+    "**NATS**: one `nats-server` (Debian's, defaults); each app subscribes with nats-py. The \
+     harness publishes with async-nats; a core publish is not acknowledged, so accepted = the \
+     client took it.",
+    "**redis-relayed** (a labelled extra, how this benchmark ran Redis before): each app gets \
+     Redis's messages through a relay process of the harness that SUBSCRIBEs and POSTs them \
+     to the app's webhook the way the sidecar does (one request in flight, whatever queued \
+     meanwhile in the next batch): the extra hop a sidecar has and a broker client does not.",
     "**Serf**: N `serf agent -profile local` processes joined into one cluster; a user event \
      (coalescing off) is sent over Serf's RPC to the chosen agent, and each agent hands it to \
-     the receiver through Serf's own delivery path, an event handler process it starts per \
-     event (a small program of the harness that POSTs stdin). Accepted = the RPC's reply. At \
-     rates above a few per second per agent the handler processes queue, which is most of \
+     the app's webhook through Serf's own delivery path, an event handler process it starts \
+     per event (a small program of the harness that POSTs stdin). Accepted = the RPC's reply. \
+     At rates above a few per second per agent the handler processes queue, which is most of \
      Serf's tail; Serf is also best-effort, so it can lose events under that load.",
     "Time-to-all counts every node but the origin (hearsay does not hand an app its own \
-     publishes; Redis's and Serf's copy to the origin is left out). Lost = a node that never \
-     got an event within the collection timeout; duplicated = a second copy.",
-    "CPU s / 1,000 events: user + system CPU of every process of the system (sidecars; broker \
-     and subscribers; agents and their handler processes) over the latency run, per 1,000 \
-     events published. It includes idle work (timers, anti-entropy), which at 10 events/s \
-     is a visible part of hearsay's figure at N = 50.",
+     publishes; the brokers' copy to the origin is left out). Lost = a node that never got an \
+     event within the collection timeout; duplicated = a second copy.",
+    "CPU s / 1,000 events: user + system CPU over the latency run, per 1,000 events published, \
+     of the system's processes (sidecars; the broker and any relays; agents and their handler \
+     processes) and, in its own column, of the apps. It includes idle work (timers, \
+     anti-entropy).",
     "Payload copies / event / peer: the sidecars' own `hearsay_events_sent_total` over the run, \
      divided by events × (N − 1).",
     "The ramp publishes at one node at each rate for a few seconds; a step passes with \
@@ -166,35 +191,30 @@ const METHOD: &[&str] = &[
 
 pub fn markdown(r: &Results) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# hearsay vs Redis pub/sub vs Serf\n");
+    let _ = writeln!(s, "# hearsay vs Redis pub/sub, NATS core and Serf\n");
     let _ = writeln!(
         s,
-        "Measured {} on {}, with `{}`. Each system ran N processes on loopback, each node handing \
-         events to an identical webhook receiver; {} events were published open-loop at {}/s at \
-         random nodes. Times are from the moment the system accepted the publish to the moment a \
-         receiver had the event (time-to-all: the last receiver).\n",
+        "Measured {} on {}, with `{}`. Each system ran on loopback with N app processes, the \
+         same Python program for every system but for how it receives, each system as its users \
+         run it (see below); {} events were published open-loop at {}/s at random nodes. Times \
+         are from the moment the system accepted the publish to the moment an app had the event \
+         (time-to-all: the last app).\n",
         r.date, r.machine, r.command, r.events, r.rate
     );
     let _ = writeln!(s, "## Latency\n");
     let _ = writeln!(
         s,
-        "| system | N | time-to-all p50 (ms) | p99 (ms) | delivery p50 (ms) | p99 (ms) | lost | duplicated | CPU s / 1,000 events | payload copies / event / peer |"
+        "| system | N | time-to-all p50 (ms) | p99 (ms) | delivery p50 (ms) | p99 (ms) | lost | duplicated | CPU s / 1,000 events | apps' CPU s / 1,000 events | payload copies / event / peer |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let mut ns: Vec<usize> = r
-        .systems
-        .iter()
-        .flat_map(|x| x.runs.iter().map(|r| r.nodes))
-        .collect();
-    ns.sort_unstable();
-    ns.dedup();
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let ns = r.node_counts();
     for n in &ns {
         for sys in &r.systems {
             let Some(run) = sys.run(*n) else { continue };
             let l = &run.latency;
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} |",
                 sys.system,
                 n,
                 ms(l.time_to_all_p50_ms),
@@ -204,6 +224,7 @@ pub fn markdown(r: &Results) -> String {
                 l.lost,
                 l.duplicated,
                 run.cpu_seconds_per_1000_events,
+                run.app_cpu_seconds_per_1000_events,
                 run.payload_frames_per_event_per_peer
                     .map_or("—".into(), |f| format!("{f:.3}")),
             );
@@ -274,10 +295,10 @@ pub fn markdown(r: &Results) -> String {
         };
         let _ = writeln!(s, "| {} | {} | {} |", t.what, t.measured, verdict);
     }
-    let _ = writeln!(
-        s,
-        "\n![time-to-all CDF at N = 10](latency-cdf.svg)\n\n![time-to-all vs N](time-to-all.svg)"
-    );
+    for n in &ns {
+        let _ = writeln!(s, "\n![time-to-all CDF at N = {n}](latency-cdf-n{n}.svg)");
+    }
+    let _ = writeln!(s, "\n![time-to-all vs N](time-to-all.svg)");
     let _ = writeln!(s, "\n## How each system is run\n");
     for line in METHOD {
         let _ = writeln!(s, "- {line}");
@@ -305,6 +326,7 @@ mod tests {
                 ..Latency::default()
             },
             cpu_seconds_per_1000_events: 0.1,
+            app_cpu_seconds_per_1000_events: 0.1,
             payload_frames_per_event_per_peer: None,
             rss_idle_kib: 0,
         };
@@ -319,46 +341,54 @@ mod tests {
         }
     }
 
-    #[test]
-    fn targets_compare_against_the_same_run() {
-        let r = Results {
+    fn results(systems: Vec<SystemResults>) -> Results {
+        Results {
             date: String::new(),
             machine: String::new(),
             command: String::new(),
             rate: 1.0,
             events: 1,
-            systems: vec![
-                system("hearsay", 1.0, 12.0),
-                system("redis", 1.5, 2.0),
-                system("serf", 90.0, 300.0),
-            ],
+            systems,
             notes: Vec::new(),
-        };
-        let met: Vec<Option<bool>> = targets(&r).iter().map(|t| t.met).collect();
-        // p50 1.0 ≤ 1.5; p99 12 > 3; serf 90 < 100 ×; N=50 p99 12 ≥ 10;
-        // 25k ≥ 20k; 8 MiB ≤ 10 MB; 30 MiB > 25 MB; nothing lost.
+        }
+    }
+
+    #[test]
+    fn targets_compare_against_the_faster_broker_in_the_same_run() {
+        let mut redis = system("redis", 1.5, 2.0);
+        redis.max_sustained_rate = Some(50_000.0);
+        let r = results(vec![
+            system("hearsay", 2.0, 12.0),
+            system("hearsay-streams", 1.0, 2.5),
+            redis,
+            system("nats", 1.2, 9.0),
+            system("serf", 90.0, 300.0),
+        ]);
+        let t = targets(&r);
+        let met: Vec<Option<bool>> = t.iter().map(|t| t.met).collect();
+        // Against NATS (the faster at p50: 1.2 < 1.5), at N = 10 and 50:
+        // streams 1.0 ≤ 1.2; 2.5 ≤ 1.5 × 9; webhook 2.0 > 1.5 × 1.2.
+        // Serf: 90 < 100 × 2. Rates: 25k < 50k twice. RSS 8 MiB ≤ 10 MB;
+        // 30 MiB > 25 MB. Nothing lost.
         assert_eq!(
             met,
-            [true, false, false, false, true, true, false, true]
-                .map(Some)
-                .to_vec()
+            [
+                true, true, false, true, true, false, false, false, false, true, false, true
+            ]
+            .map(Some)
+            .to_vec()
         );
+        assert!(t[0].measured.contains("nats"), "{}", t[0].measured);
         let md = markdown(&r);
-        assert!(md.contains("| hearsay | 10 | 1.00 | 12 |"), "{md}");
-        assert_eq!(md.matches("**missed**").count(), 4, "{md}");
+        assert!(md.contains("| hearsay | 10 | 2.00 | 12 |"), "{md}");
+        assert_eq!(md.matches("**missed**").count(), 6, "{md}");
+        assert!(md.contains("](latency-cdf-n50.svg)"), "{md}");
     }
 
     #[test]
     fn a_missing_system_is_not_counted_as_met() {
-        let r = Results {
-            date: String::new(),
-            machine: String::new(),
-            command: String::new(),
-            rate: 1.0,
-            events: 1,
-            systems: vec![system("hearsay", 1.0, 2.0)],
-            notes: vec!["redis: not installed".into()],
-        };
+        let mut r = results(vec![system("hearsay", 1.0, 2.0)]);
+        r.notes.push("redis: not installed".into());
         let t = targets(&r);
         assert_eq!(t[0].met, None);
         assert_eq!(t[0].measured, "not measured");

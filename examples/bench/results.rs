@@ -37,8 +37,11 @@ pub struct RunResult {
     pub nodes: usize,
     #[serde(flatten)]
     pub latency: Latency,
-    /// All of the system's processes, per 1,000 events published.
+    /// All of the system's processes (sidecars; broker and relays;
+    /// agents and their handlers), per 1,000 events published.
     pub cpu_seconds_per_1000_events: f64,
+    /// The apps, per 1,000 events published.
+    pub app_cpu_seconds_per_1000_events: f64,
     /// hearsay only: event copies sent between sidecars, per event per
     /// other node (1.0 = each peer got each event exactly once).
     pub payload_frames_per_event_per_peer: Option<f64>,
@@ -56,6 +59,20 @@ pub struct RampStep {
     pub why_not: Option<String>,
     /// The peak RSS of the measured process so far, KiB.
     pub rss_peak_kib: u64,
+}
+
+impl Results {
+    /// Every N some system ran at, smallest first.
+    pub fn node_counts(&self) -> Vec<usize> {
+        let mut ns: Vec<usize> = self
+            .systems
+            .iter()
+            .flat_map(|s| s.runs.iter().map(|r| r.nodes))
+            .collect();
+        ns.sort_unstable();
+        ns.dedup();
+        ns
+    }
 }
 
 impl SystemResults {

@@ -1,17 +1,17 @@
 //! The runs: for each N, each system in turn gets the same open-loop
 //! workload; at N = 3 each also gets a rate ramp at one node.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use hearsay::receiver::Receiver;
 
+use crate::apps::{self, App, Receive, Runner};
 use crate::hearsay_sys::Hearsay;
+use crate::nats_sys::{self, Nats};
 use crate::procinfo::{cpu_of, rss_kib};
-use crate::redis_sys::Redis;
+use crate::redis_sys::{self, Redis};
 use crate::results::Latency;
 use crate::results::{RampStep, Results, RunResult, SystemResults};
 use crate::serf_sys::Serf;
@@ -22,8 +22,13 @@ pub struct Args {
     /// Cluster sizes to run
     #[arg(long, value_delimiter = ',', default_value = "3,10,50")]
     pub nodes: Vec<usize>,
-    /// Systems to run
-    #[arg(long, value_delimiter = ',', default_value = "hearsay,redis,serf")]
+    /// Systems to run (hearsay, hearsay-streams, redis, nats,
+    /// redis-relayed, serf)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "hearsay,hearsay-streams,redis,nats,redis-relayed,serf"
+    )]
     pub systems: Vec<String>,
     /// Publishes per second in the latency runs, at random nodes (Serf runs
     /// one handler process per event per node, so keep it modest)
@@ -59,7 +64,7 @@ pub struct Args {
     /// One more NAME=VALUE in every sidecar's environment (repeatable)
     #[arg(long)]
     pub hearsay_env: Vec<String>,
-    /// Do not apt-get install redis-server and serf when missing
+    /// Do not apt-get install redis-server, nats-server and serf when missing
     #[arg(long)]
     pub no_install: bool,
     /// Keep the working directory (sidecar and agent logs) afterwards
@@ -129,6 +134,15 @@ impl UnderTest for Redis {
     }
 }
 
+impl UnderTest for Nats {
+    fn pids(&self) -> Vec<u32> {
+        Nats::pids(self)
+    }
+    async fn stop(self) {
+        Nats::stop(self).await
+    }
+}
+
 impl UnderTest for Serf {
     fn pids(&self) -> Vec<u32> {
         Serf::pids(self)
@@ -181,6 +195,17 @@ fn command_line() -> String {
     cmd
 }
 
+/// Every system the harness knows: its name and what "one process" is
+/// in its memory figures.
+pub const SYSTEMS: [(&str, &str); 6] = [
+    ("hearsay", "one sidecar"),
+    ("hearsay-streams", "one sidecar"),
+    ("redis", "the redis-server broker"),
+    ("nats", "the nats-server broker"),
+    ("redis-relayed", "the redis-server broker"),
+    ("serf", "one serf agent"),
+];
+
 pub async fn run_all(
     args: &Args,
     bench: &Path,
@@ -196,27 +221,27 @@ pub async fn run_all(
         args.nodes.iter().all(|n| *n >= 2),
         "--nodes must all be at least 2"
     );
-    let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let chosen: Vec<&'static str> = available
-        .iter()
-        .copied()
-        .filter(|s| args.systems.iter().any(|c| c == s))
-        .collect();
     for s in &args.systems {
         anyhow::ensure!(
-            ["hearsay", "redis", "serf"].contains(&s.as_str()),
-            "--systems: unknown system {s:?} (hearsay, redis, serf)"
+            SYSTEMS.iter().any(|(name, _)| name == s),
+            "--systems: unknown system {s:?} ({})",
+            SYSTEMS.map(|(n, _)| n).join(", ")
         );
     }
-    let mut systems: Vec<SystemResults> = chosen
+    // target/<profile>/examples/bench
+    let target = bench
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .context("cannot tell where the target directory is")?;
+    let runner = apps::runner(target)?;
+    let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let mut systems: Vec<SystemResults> = SYSTEMS
         .iter()
-        .map(|s| SystemResults {
+        .filter(|(s, _)| available.contains(s) && args.systems.iter().any(|c| c == s))
+        .map(|(s, process)| SystemResults {
             system: s,
-            process: match *s {
-                "hearsay" => "one sidecar",
-                "redis" => "the redis-server broker",
-                _ => "one serf agent",
-            },
+            process,
             runs: Vec::new(),
             ramp: Vec::new(),
             max_sustained_rate: None,
@@ -231,43 +256,19 @@ pub async fn run_all(
     for &n in &nodes {
         for sr in &mut systems {
             eprintln!("{} at N = {n}", sr.system);
-            let receivers = start_receivers(n).await?;
-            let urls: Vec<String> = receivers.iter().map(Receiver::url).collect();
             let ramp = (n == nodes[0]).then(|| match sr.system {
                 "serf" => args.serf_ramp_rates.clone(),
                 _ => args.ramp_rates.clone(),
             });
-            let outcome = match sr.system {
-                "hearsay" => {
-                    let sys = Hearsay::start(
-                        hearsay,
-                        dir.join(format!("n{n}")),
-                        &urls,
-                        &args.hearsay_arg,
-                        &args.hearsay_env,
-                    )
-                    .await?;
-                    exercise(sys, args, &receivers, ramp, sr).await
-                }
-                "redis" => {
-                    exercise(
-                        Redis::start(bench, &urls).await?,
-                        args,
-                        &receivers,
-                        ramp,
-                        sr,
-                    )
-                    .await
-                }
-                _ => {
-                    let sys = Serf::start(bench, &dir.join(format!("serf-{n}")), &urls).await?;
-                    exercise(sys, args, &receivers, ramp, sr).await
-                }
+            let ctx = Ctx {
+                args,
+                bench,
+                hearsay,
+                runner: &runner,
+                dir: dir.join(format!("{}-n{n}", sr.system)),
+                n,
             };
-            for r in receivers {
-                r.stop().await;
-            }
-            let run = outcome?;
+            let run = one(&ctx, sr, ramp).await?;
             eprintln!(
                 "  time-to-all p50 {} ms, p99 {} ms; lost {}, duplicated {}",
                 run.latency.time_to_all_p50_ms,
@@ -297,12 +298,89 @@ pub async fn run_all(
     })
 }
 
-async fn start_receivers(n: usize) -> anyhow::Result<Vec<Receiver>> {
-    let mut receivers = Vec::with_capacity(n);
-    for _ in 0..n {
-        receivers.push(Receiver::start(SocketAddr::from(([127, 0, 0, 1], 0)), false).await?);
+/// What starting one system at one N needs.
+struct Ctx<'a> {
+    args: &'a Args,
+    bench: &'a Path,
+    hearsay: &'a Path,
+    runner: &'a Runner,
+    dir: PathBuf,
+    n: usize,
+}
+
+impl Ctx<'_> {
+    async fn webhook_apps(&self) -> anyhow::Result<Vec<App>> {
+        apps::start_all(self.runner, self.n, |_| Receive::Webhook).await
     }
-    Ok(receivers)
+
+    async fn hearsay(&self, urls: &[String], extra: &[&str]) -> anyhow::Result<Hearsay> {
+        let mut args = self.args.hearsay_arg.clone();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Hearsay::start(
+            self.hearsay,
+            self.dir.clone(),
+            urls,
+            &args,
+            &self.args.hearsay_env,
+        )
+        .await
+    }
+}
+
+fn urls(apps: &[App]) -> Vec<String> {
+    apps.iter().filter_map(|a| a.url.clone()).collect()
+}
+
+/// Starts the system `sr` names and its apps, each as its users run them,
+/// and exercises it.
+async fn one(
+    c: &Ctx<'_>,
+    sr: &mut SystemResults,
+    ramp: Option<Vec<f64>>,
+) -> anyhow::Result<RunResult> {
+    let (args, n) = (c.args, c.n);
+    match sr.system {
+        "hearsay" => {
+            let apps = c.webhook_apps().await?;
+            let sys = c.hearsay(&urls(&apps), &[]).await?;
+            exercise(sys, args, apps, ramp, sr).await
+        }
+        "hearsay-streams" => {
+            // No webhook: each app holds its own sidecar's stream.
+            let unused = vec!["http://127.0.0.1:9/unused".to_owned(); n];
+            let sys = c.hearsay(&unused, &["--delivery", "stream"]).await?;
+            let apis: Vec<_> = (0..n)
+                .filter_map(|i| sys.cluster.node(i).map(|p| p.ready.api))
+                .collect();
+            let apps = apps::start_all(c.runner, n, |i| Receive::Stream(apis[i])).await?;
+            exercise(sys, args, apps, ramp, sr).await
+        }
+        "redis" => {
+            let sys = Redis::start(n).await?;
+            let addr = sys.addr;
+            let how = |_| Receive::Redis(addr, redis_sys::CHANNEL);
+            let apps = apps::start_all(c.runner, n, how).await?;
+            exercise(sys, args, apps, ramp, sr).await
+        }
+        "redis-relayed" => {
+            let apps = c.webhook_apps().await?;
+            let mut sys = Redis::start(n).await?;
+            sys.relay(c.bench, &urls(&apps)).await?;
+            exercise(sys, args, apps, ramp, sr).await
+        }
+        "nats" => {
+            let sys = Nats::start(n).await?;
+            let addr = sys.addr;
+            let how = |_| Receive::Nats(addr, nats_sys::SUBJECT);
+            let apps = apps::start_all(c.runner, n, how).await?;
+            exercise(sys, args, apps, ramp, sr).await
+        }
+        _ => {
+            let apps = c.webhook_apps().await?;
+            let sys = Serf::start(c.bench, &c.dir, &urls(&apps)).await?;
+            exercise(sys, args, apps, ramp, sr).await
+        }
+    }
 }
 
 /// One system at one N: the latency run, then (at the smallest N) the
@@ -310,7 +388,19 @@ async fn start_receivers(n: usize) -> anyhow::Result<Vec<Receiver>> {
 async fn exercise<S: UnderTest>(
     sys: S,
     args: &Args,
-    receivers: &[Receiver],
+    apps: Vec<App>,
+    ramp: Option<Vec<f64>>,
+    sr: &mut SystemResults,
+) -> anyhow::Result<RunResult> {
+    let outcome = exercise_with(sys, args, &apps, ramp, sr).await;
+    apps::stop_all(apps).await;
+    outcome
+}
+
+async fn exercise_with<S: UnderTest>(
+    sys: S,
+    args: &Args,
+    receivers: &[App],
     ramp: Option<Vec<f64>>,
     sr: &mut SystemResults,
 ) -> anyhow::Result<RunResult> {
@@ -332,7 +422,9 @@ async fn exercise<S: UnderTest>(
     )
     .await;
 
+    let app_pids: Vec<u32> = receivers.iter().filter_map(App::pid).collect();
     let cpu_before = cpu_of(&pids);
+    let app_cpu_before = cpu_of(&app_pids);
     let sent_before = sys.events_sent().await;
     let from = workload::cursors(receivers);
     let published = workload::open_loop(sys.clone(), args.rate, 100..100 + args.events, |k| {
@@ -351,6 +443,7 @@ async fn exercise<S: UnderTest>(
     // Let the sidecars' metrics catch up (they sync every 250 ms).
     tokio::time::sleep(Duration::from_millis(600)).await;
     let cpu = cpu_of(&pids) - cpu_before;
+    let app_cpu = cpu_of(&app_pids) - app_cpu_before;
     let frames = match (sent_before, sys.events_sent().await) {
         (Some(a), Some(b)) if latency.events > 0 => {
             Some(round3((b - a) / (latency.events * (n - 1)) as f64))
@@ -360,6 +453,7 @@ async fn exercise<S: UnderTest>(
     let run = RunResult {
         nodes: n,
         cpu_seconds_per_1000_events: round3(cpu * 1000.0 / args.events as f64),
+        app_cpu_seconds_per_1000_events: round3(app_cpu * 1000.0 / args.events as f64),
         payload_frames_per_event_per_peer: frames,
         rss_idle_kib,
         latency,
@@ -407,7 +501,7 @@ async fn ramp_step<S: UnderTest>(
     rate: f64,
     seconds: f64,
     first: u64,
-    receivers: &[Receiver],
+    receivers: &[App],
 ) -> RampStep {
     let count = (rate * seconds).round().max(1.0) as u64;
     let from = workload::cursors(receivers);

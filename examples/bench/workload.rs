@@ -7,8 +7,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::apps::{App, Arrival};
 use crate::results::Latency;
-use hearsay::receiver::{Received, Receiver};
 use tokio::time::Instant;
 
 /// A system under test, seen from the publisher.
@@ -96,8 +96,8 @@ pub async fn open_loop<S: System>(
 
 /// Where each receiver's log stood before a run, so a run looks only at
 /// its own events.
-pub fn cursors(receivers: &[Receiver]) -> Vec<usize> {
-    receivers.iter().map(Receiver::count).collect()
+pub fn cursors(receivers: &[App]) -> Vec<usize> {
+    receivers.iter().map(App::count).collect()
 }
 
 /// Waits until every receiver but the origin's has every publication, or
@@ -105,14 +105,14 @@ pub fn cursors(receivers: &[Receiver]) -> Vec<usize> {
 /// receiver got in this run.
 pub async fn collect(
     pubs: &[Publication],
-    receivers: &[Receiver],
+    receivers: &[App],
     from: &[usize],
     within: Duration,
     quiet: Duration,
-) -> Vec<Vec<Received>> {
+) -> Vec<Vec<Arrival>> {
     let origin: HashMap<&str, usize> = pubs.iter().map(|p| (p.id.as_str(), p.origin)).collect();
     let want = pubs.len() * (receivers.len() - 1);
-    let mut got: Vec<Vec<Received>> = vec![Vec::new(); receivers.len()];
+    let mut got: Vec<Vec<Arrival>> = vec![Vec::new(); receivers.len()];
     let mut seen: Vec<HashSet<String>> = vec![HashSet::new(); receivers.len()];
     let mut have = 0;
     let deadline = Instant::now() + within;
@@ -156,7 +156,7 @@ fn ms(d: Duration) -> f64 {
 /// Time to all and per delivery, losses and duplicates, over what
 /// [`collect`] gathered. A receiver's copy of its own node's event is not
 /// counted (hearsay never sends one; Serf and Redis subscribers do).
-pub fn measure(published: &Published, got: &[Vec<Received>]) -> Latency {
+pub fn measure(published: &Published, got: &[Vec<Arrival>]) -> Latency {
     let n = got.len();
     let mut first: Vec<HashMap<&str, (usize, Instant)>> = Vec::with_capacity(n);
     for events in got {
