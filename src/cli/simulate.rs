@@ -53,6 +53,11 @@ pub struct SimulateArgs {
     /// Overlay links each node opens.
     #[arg(long, default_value_t = 5)]
     pub view_min: usize,
+    /// Publish every event with tracking (as `?wait=` does); each app
+    /// acknowledges at once, and the report adds confirmation times and
+    /// messages.
+    #[arg(long)]
+    pub track: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -78,6 +83,7 @@ impl SimulateArgs {
             fraction,
             downtime: Duration::from_millis(self.downtime_ms),
         });
+        cfg.track = self.track;
         cfg.node.direct_push_max_peers = self.direct_max_peers;
         cfg.node.view_min = self.view_min;
         cfg.node.view_max = cfg.node.view_max.max(self.view_min * 4);
@@ -153,5 +159,24 @@ fn print_table(r: &Report) {
     ];
     for (k, v) in rows {
         println!("  {k:<36} {v}");
+    }
+    if r.confirmed > 0 || r.confirm_items_per_event > 0.0 {
+        let rows: [(&str, String); 3] = [
+            ("confirmed", format!("{} of {}", r.confirmed, r.published)),
+            (
+                "confirmation p50 / p99 (ms)",
+                format!("{} / {}", r.confirm_p50_ms, r.confirm_p99_ms),
+            ),
+            (
+                "confirm items / frames per event",
+                format!(
+                    "{:.1} / {:.1}",
+                    r.confirm_items_per_event, r.confirm_frames_per_event
+                ),
+            ),
+        ];
+        for (k, v) in rows {
+            println!("  {k:<36} {v}");
+        }
     }
 }

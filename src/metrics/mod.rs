@@ -9,6 +9,7 @@
 //! exhaustive `match` on [`StatField`], generated with [`Stats`]: a counter
 //! added to the core and not exported is a compile error.
 
+mod confirm;
 mod delivery;
 mod events;
 mod membership;
@@ -20,6 +21,7 @@ mod transport;
 
 use prometheus::{IntCounter, IntCounterVec, Registry};
 
+pub use confirm::{ConfirmMetrics, WaitOutcome};
 pub use delivery::DeliveryMetrics;
 pub use events::EventMetrics;
 pub use membership::MembershipMetrics;
@@ -39,6 +41,7 @@ pub struct Metrics {
     pub protocol: ProtocolMetrics,
     pub state: StateMetrics,
     pub membership: MembershipMetrics,
+    pub confirm: ConfirmMetrics,
     /// The series each core counter adds to, indexed like `StatField::ALL`.
     core_export: Vec<Vec<IntCounter>>,
 }
@@ -59,6 +62,7 @@ impl Metrics {
             protocol: ProtocolMetrics::register(&r),
             state: StateMetrics::register(&r),
             membership: MembershipMetrics::register(&r),
+            confirm: ConfirmMetrics::register(&r),
             core_export: Vec::new(),
             registry: r,
         };
@@ -125,6 +129,14 @@ impl Metrics {
             }
             F::OriginsForgotten => vec![self.state.origins_forgotten.clone()],
             F::NeighborsRefused => vec![self.protocol.neighbors_refused.clone()],
+            F::Tracked => vec![self.confirm.tracked.clone()],
+            F::ConfirmWantsSent => vec![label(&self.confirm.messages, "want_sent")],
+            F::ConfirmReportsSent => vec![label(&self.confirm.messages, "report_sent")],
+            F::ConfirmReportsReceived => vec![label(&self.confirm.messages, "report_received")],
+            F::ConfirmItemsIgnored => vec![self.confirm.ignored.clone()],
+            F::TrackedEvicted => vec![label(&self.confirm.dropped, "evicted")],
+            F::TrackedExpiredWaiting => vec![label(&self.confirm.dropped, "expired")],
+            F::OutcomesEvicted => vec![label(&self.confirm.dropped, "outcomes")],
         }
     }
 

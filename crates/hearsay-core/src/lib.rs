@@ -14,6 +14,8 @@
 //! - [`tree`]: Plumtree's eager/lazy links and missing announcements.
 //! - [`retention`]: recent events kept for grafts and repairs.
 //! - [`registers`] and [`hlc`]: config as last-writer-wins registers.
+//! - [`confirm`]: confirmed invalidation, the origin's tracker and each
+//!   replica's outcomes.
 //! - [`ratelimit`]: token buckets with injected time.
 //! - [`membership`]: peer ids and peer sets from discovery.
 //! - [`runtime`], [`settings`], [`stats`], [`time`]: the edges of the core.
@@ -24,6 +26,7 @@
 
 pub mod bloom;
 pub mod codec;
+pub mod confirm;
 pub mod event;
 pub mod hlc;
 pub mod membership;
@@ -43,7 +46,7 @@ pub mod tree;
 pub use event::{Event, EventBody, EventError, EventId, Invalidation, Limits, Origin, Version};
 pub use membership::{MembershipUpdate, Peer, PeerId, PeerSet};
 pub use message::{Inbound, Item};
-pub use node::{Node, PublishError};
+pub use node::{Node, PublishError, Settled};
 pub use runtime::{Effect, FlushReason, Runtime, Timer};
 pub use settings::NodeConfig;
 pub use stats::Stats;

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::confirm::Outcome;
 use super::event::{Event, EventId, Origin, Version};
 use super::membership::PeerId;
 use super::time::Time;
@@ -120,6 +121,41 @@ pub struct OriginRepair {
     pub lost: bool,
 }
 
+/// "Tell me what became of my events `from..=through` at your app, and
+/// keep telling me as more of them settle": sent by an origin that tracks
+/// events, beside the event and again to replicas still pending.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ConfirmWant {
+    /// The asking origin (the sender's own incarnation).
+    pub origin: Origin,
+    /// The lowest seq asked about.
+    pub from: u64,
+    /// The highest seq asked about.
+    pub through: u64,
+}
+
+/// Seqs `first..=last` of one origin, all with the same outcome at the
+/// reporting replica's app.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SettledRange {
+    /// The first seq.
+    pub first: u64,
+    /// The last seq (at least `first`).
+    pub last: u64,
+    /// What became of them.
+    pub outcome: Outcome,
+}
+
+/// A replica's answer to a [`ConfirmWant`]: what became of the asking
+/// origin's events at its app, as ranges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfirmReport {
+    /// The origin the seqs belong to (the receiver's incarnation).
+    pub origin: Origin,
+    /// The settled ranges, in seq order, not overlapping.
+    pub ranges: Vec<SettledRange>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 /// One protocol message; a frame carries several.
 pub enum Item {
@@ -139,11 +175,22 @@ pub enum Item {
     Digest(Digest),
     /// Sent with a repair: seqs the asker will not get from this sender.
     RepairInfo(Vec<OriginRepair>),
+    /// An origin asks what became of its tracked events. Sent only to
+    /// peers whose hello says they understand it.
+    ConfirmWant(ConfirmWant),
+    /// A replica's outcomes for an origin that asked. Likewise.
+    ConfirmReport(ConfirmReport),
 }
 
 impl Item {
     /// Whether it carries an event (as opposed to control).
     pub fn is_payload(&self) -> bool {
         matches!(self, Item::Event(_))
+    }
+
+    /// Whether it belongs to confirmations, which a peer from before them
+    /// cannot decode (the transport leaves these out for such a peer).
+    pub fn is_confirmation(&self) -> bool {
+        matches!(self, Item::ConfirmWant(_) | Item::ConfirmReport(_))
     }
 }

@@ -114,6 +114,22 @@ impl SeqRecord {
         self.refresh_gap(now, false);
     }
 
+    /// The seqs up to `seq` not received and not covered yet, as ranges.
+    pub fn missing_through(&self, seq: u64) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut next = self.watermark.saturating_add(1);
+        for &r in self.above.range(..=seq) {
+            if r > next {
+                out.push((next, r - 1));
+            }
+            next = r.saturating_add(1);
+        }
+        if next <= seq && next > self.watermark {
+            out.push((next, seq));
+        }
+        out
+    }
+
     /// Covers every seq up to `seq` (a flush or a skip), whether received
     /// or not. Returns how many seqs were covered without being received.
     pub fn cover_through(&mut self, seq: u64, now: Time) -> u64 {
@@ -415,6 +431,18 @@ mod tests {
         assert_eq!(r.mark(9, T0, 2), Mark::OutOfWindow);
         assert!(!r.is_seen(9));
         assert_eq!(r.known_max(), 9, "a refused seq still counts as known");
+    }
+
+    #[test]
+    fn missing_seqs_are_the_ranges_neither_received_nor_covered() {
+        let mut r = SeqRecord::default();
+        for seq in [1, 2, 5, 8] {
+            r.mark(seq, T0, 100);
+        }
+        assert_eq!(r.missing_through(9), [(3, 4), (6, 7), (9, 9)]);
+        assert_eq!(r.missing_through(2), []);
+        r.cover_through(6, T0);
+        assert_eq!(r.missing_through(9), [(7, 7), (9, 9)]);
     }
 
     #[test]

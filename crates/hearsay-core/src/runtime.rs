@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::event::{Event, EventId, Version};
+use super::event::{Event, EventId, Origin, Version};
 use super::membership::PeerId;
 use super::message::Item;
 use super::time::Time;
@@ -21,6 +21,8 @@ pub enum Timer {
     GraftMissing(EventId),
     /// Retry what could not be sent to peers.
     RetryOutbound,
+    /// Ask replicas still pending on tracked events again.
+    AskPendingReplicas,
 }
 
 /// Why the app is told to flush: the one list of reasons, used for the
@@ -108,6 +110,18 @@ pub trait Runtime {
     /// A live config key was evicted to stay under the register cap: the
     /// app's view of it ends here (see `registers`).
     fn config_evicted(&mut self, key: &str, version: Version);
+    /// A tracked event's confirmation is finished: every replica settled,
+    /// or one rejected it (see `Node::confirmation`). Drivers without
+    /// waiters ignore it.
+    fn confirmed(&mut self, _id: EventId) {}
+    /// Seqs of `origin` this node will never receive were covered (a gap
+    /// given up on); the flush that covers them follows in the same call.
+    /// Drivers that track what the app has settled note them.
+    fn lost(&mut self, _origin: Origin, _first: u64, _last: u64) {}
+    /// Seqs of `origin` this node does not hand to its app: published
+    /// before the app existed, or a config write older than the value here.
+    /// Drivers that track what the app has settled settle them.
+    fn not_delivered(&mut self, _origin: Origin, _first: u64, _last: u64) {}
 }
 
 /// Effects as values, for drivers that want to process them after the call
@@ -149,6 +163,26 @@ pub enum Effect {
         /// The version it had.
         version: Version,
     },
+    /// [`Runtime::confirmed`].
+    Confirmed(EventId),
+    /// [`Runtime::lost`].
+    Lost {
+        /// The origin.
+        origin: Origin,
+        /// The first seq never received.
+        first: u64,
+        /// The last.
+        last: u64,
+    },
+    /// [`Runtime::not_delivered`].
+    NotDelivered {
+        /// The origin.
+        origin: Origin,
+        /// The first seq.
+        first: u64,
+        /// The last.
+        last: u64,
+    },
 }
 
 impl Runtime for Vec<Effect> {
@@ -174,6 +208,23 @@ impl Runtime for Vec<Effect> {
         self.push(Effect::ConfigEvicted {
             key: key.to_owned(),
             version,
+        });
+    }
+    fn confirmed(&mut self, id: EventId) {
+        self.push(Effect::Confirmed(id));
+    }
+    fn lost(&mut self, origin: Origin, first: u64, last: u64) {
+        self.push(Effect::Lost {
+            origin,
+            first,
+            last,
+        });
+    }
+    fn not_delivered(&mut self, origin: Origin, first: u64, last: u64) {
+        self.push(Effect::NotDelivered {
+            origin,
+            first,
+            last,
         });
     }
 }

@@ -67,6 +67,11 @@ pub struct NodeConfig {
     pub outbound_bytes: Option<RateSpec>,
     /// Deliver this node's own publications to its own app too.
     pub deliver_own: bool,
+    /// How often an origin asks replicas still pending on a tracked event
+    /// again (a lost want or report).
+    pub confirm_retry: Duration,
+    /// Tracked events held at once by an origin (the oldest is dropped).
+    pub max_tracked: usize,
 }
 
 impl Default for NodeConfig {
@@ -96,6 +101,8 @@ impl Default for NodeConfig {
             inbound_bytes_per_peer: RateSpec::new(64 << 20, 16 << 20),
             outbound_bytes: None,
             deliver_own: false,
+            confirm_retry: Duration::from_millis(200),
+            max_tracked: 10_000,
         }
     }
 }
@@ -147,6 +154,7 @@ impl NodeConfig {
             ("graft_timeout", self.graft_timeout),
             ("graft_retry", self.graft_retry),
             ("lazy_flush_interval", self.lazy_flush_interval),
+            ("confirm_retry", self.confirm_retry),
         ] {
             check(!d.is_zero(), name, "must be greater than zero");
         }
@@ -165,6 +173,7 @@ impl NodeConfig {
             "dedup_fp_rate",
             "must be between 0 and 1",
         );
+        check(self.max_tracked > 0, "max_tracked", "must be at least 1");
         check(
             self.max_out_of_order > 0,
             "max_out_of_order",

@@ -130,4 +130,21 @@ stats! {
     OriginsForgotten => origins_forgotten,
     /// Overlay links refused because the view was full.
     NeighborsRefused => neighbors_refused,
+    /// Events published with tracking (a publisher may wait for them).
+    Tracked => tracked,
+    /// Confirmation asks sent to replicas (with the event, and again).
+    ConfirmWantsSent => confirm_wants_sent,
+    /// Confirmation reports sent to origins that asked.
+    ConfirmReportsSent => confirm_reports_sent,
+    /// Confirmation reports received from replicas.
+    ConfirmReportsReceived => confirm_reports_received,
+    /// Confirmation items ignored: about another incarnation of this node,
+    /// or an ask naming an origin other than its sender's.
+    ConfirmItemsIgnored => confirm_items_ignored,
+    /// Tracked events dropped before their time (over `max_tracked`).
+    TrackedEvicted => tracked_evicted,
+    /// Tracked events forgotten with the retention while still waiting.
+    TrackedExpiredWaiting => tracked_expired_waiting,
+    /// Outcome ranges forgotten before their time (over the per-origin cap).
+    OutcomesEvicted => outcomes_evicted,
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::encode::route_flags;
+use super::encode::{outcome_code, route_flags};
 use super::*;
 
 /// The route of a flag byte; `None` for a combination no sender makes.
@@ -227,6 +227,51 @@ impl<'a> Reader<'a> {
                     });
                 }
                 Item::RepairInfo(v)
+            }
+            ITEM_CONFIRM_WANT => {
+                let origin = Origin(self.u64("want origin")?);
+                let from = self.varint("want from")?;
+                let through = self.varint("want through")?;
+                if from > through {
+                    return Err(DecodeError::InvalidValue("want range"));
+                }
+                Item::ConfirmWant(ConfirmWant {
+                    origin,
+                    from,
+                    through,
+                })
+            }
+            ITEM_CONFIRM_REPORT => {
+                let origin = Origin(self.u64("report origin")?);
+                let n = self.count("report ranges", 3)?;
+                let mut ranges = Vec::with_capacity(n);
+                let mut prev_end = 0u64;
+                for _ in 0..n {
+                    let gap = self.varint("range gap")?;
+                    let len = self.varint("range length")?;
+                    let code = self.u8("range outcome")?;
+                    let outcome = Outcome::ALL
+                        .into_iter()
+                        .find(|o| outcome_code(*o) == code)
+                        .ok_or(DecodeError::InvalidValue("range outcome"))?;
+                    let first = prev_end
+                        .checked_add(gap)
+                        .ok_or(DecodeError::InvalidValue("range start"))?;
+                    let last = first
+                        .checked_add(len)
+                        .ok_or(DecodeError::InvalidValue("range end"))?;
+                    // In order and not overlapping (the first may start at 0).
+                    if !ranges.is_empty() && gap == 0 {
+                        return Err(DecodeError::InvalidValue("range order"));
+                    }
+                    ranges.push(SettledRange {
+                        first,
+                        last,
+                        outcome,
+                    });
+                    prev_end = last;
+                }
+                Item::ConfirmReport(ConfirmReport { origin, ranges })
             }
             other => return Err(DecodeError::UnknownItem(other)),
         })

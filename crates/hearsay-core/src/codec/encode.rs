@@ -166,5 +166,33 @@ pub(super) fn put_item(s: &mut impl Sink, item: &Item) {
                 s.put_u8(u8::from(r.lost));
             }
         }
+        Item::ConfirmWant(w) => {
+            s.put_u8(ITEM_CONFIRM_WANT);
+            put_u64(s, w.origin.0);
+            put_varint(s, w.from);
+            put_varint(s, w.through);
+        }
+        Item::ConfirmReport(r) => {
+            s.put_u8(ITEM_CONFIRM_REPORT);
+            put_u64(s, r.origin.0);
+            put_varint(s, r.ranges.len() as u64);
+            // Each range as (gap from the previous range's end, length - 1,
+            // outcome): a run of acknowledged seqs costs three bytes or so.
+            let mut prev_end = 0u64;
+            for g in &r.ranges {
+                put_varint(s, g.first.saturating_sub(prev_end));
+                put_varint(s, g.last.saturating_sub(g.first));
+                s.put_u8(outcome_code(g.outcome));
+                prev_end = g.last;
+            }
+        }
+    }
+}
+
+pub(super) fn outcome_code(o: Outcome) -> u8 {
+    match o {
+        Outcome::Acknowledged => 0,
+        Outcome::Flushed => 1,
+        Outcome::Rejected => 2,
     }
 }

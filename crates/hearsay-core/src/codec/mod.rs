@@ -33,9 +33,13 @@
 
 use thiserror::Error;
 
+use super::confirm::Outcome;
 use super::event::{Event, EventBody, EventId, Invalidation, Origin, Version};
 use super::membership::PeerId;
-use super::message::{Announcement, Digest, DigestEntry, EventItem, Item, OriginRepair, Route};
+use super::message::{
+    Announcement, ConfirmReport, ConfirmWant, Digest, DigestEntry, EventItem, Item, OriginRepair,
+    Route, SettledRange,
+};
 use super::time::Time;
 
 mod decode;
@@ -69,6 +73,9 @@ const ITEM_NEIGHBOR: u8 = 5;
 const ITEM_DISCONNECT: u8 = 6;
 const ITEM_DIGEST: u8 = 7;
 const ITEM_REPAIR_INFO: u8 = 8;
+// Confirmations: sent only to peers whose hello says they decode them.
+const ITEM_CONFIRM_WANT: u8 = 9;
+const ITEM_CONFIRM_REPORT: u8 = 10;
 
 const EV_RELAY: u8 = 1;
 const EV_EXACT: u8 = 2;

@@ -122,6 +122,36 @@ fn arb_item() -> impl Strategy<Value = Item> {
                     .collect(),
             )
         }),
+        (any::<u64>(), 0..u64::MAX / 2, 0..1000u64).prop_map(|(o, from, len)| {
+            Item::ConfirmWant(ConfirmWant {
+                origin: Origin(o),
+                from,
+                through: from + len,
+            })
+        }),
+        (
+            any::<u64>(),
+            prop::collection::vec((1..1000u64, 0..1000u64, 0..3usize), 0..6)
+        )
+            .prop_map(|(o, spans)| {
+                let mut next = 0;
+                let ranges = spans
+                    .into_iter()
+                    .map(|(gap, len, k)| {
+                        let first = next + gap;
+                        next = first + len;
+                        SettledRange {
+                            first,
+                            last: first + len,
+                            outcome: Outcome::ALL[k],
+                        }
+                    })
+                    .collect();
+                Item::ConfirmReport(ConfirmReport {
+                    origin: Origin(o),
+                    ranges,
+                })
+            }),
     ]
 }
 

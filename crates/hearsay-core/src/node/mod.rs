@@ -9,10 +9,13 @@
 //! node shows of itself.
 
 mod config;
+mod confirm;
 mod inspect;
 mod overlay;
 mod receive;
 mod sync;
+
+pub use confirm::Settled;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +27,8 @@ use thiserror::Error;
 
 use super::bloom::RotatingBloom;
 use super::codec;
+use super::confirm::outcomes::Outcomes;
+use super::confirm::tracker::Tracker;
 use super::event::{Event, EventBody, EventError, EventId, Invalidation, Origin};
 use super::hlc::Hlc;
 use super::membership::{MembershipUpdate, PeerId, PeerSet};
@@ -63,6 +68,10 @@ struct InboundLimits {
     bytes: Option<TokenBucket>,
     last_used: Time,
 }
+
+/// Outcome ranges kept per origin for confirmations; a run of events with
+/// one outcome is one range, so this is far more events.
+const OUTCOME_RANGES_PER_ORIGIN: usize = 4096;
 
 /// A peer's inbound buckets idle this long are full again, so forgetting
 /// them loses nothing and keeps the map to the peers actually talking.
@@ -106,6 +115,17 @@ pub struct Node {
     lazy_flush_wanted: bool,
     lazy_flush_armed: bool,
     pending_flush: Option<FlushReason>,
+    /// Seqs covered during this call without reaching the app, for the
+    /// driver (`lost` ones are followed by the flush): origin, first,
+    /// last, lost.
+    uncovered: Vec<(Origin, u64, u64, bool)>,
+    /// Events this node published with tracking, and what became of them.
+    tracker: Tracker,
+    /// What became of other origins' events at this node's app.
+    outcomes: Outcomes,
+    /// The next local publish is tracked ([`Node::track_next`]).
+    track_next: bool,
+    ask_armed: bool,
     stats: Stats,
 }
 
@@ -125,6 +145,8 @@ impl Node {
     pub fn new(cfg: Arc<NodeConfig>, me: PeerId, origin: Origin, now: Time, seed: u64) -> Node {
         let publish_bucket = cfg.publish_rate.map(|s| TokenBucket::new(s, now));
         let outbound = cfg.outbound_bytes.map(|s| TokenBucket::new(s, now));
+        let tracker = Tracker::new(origin, cfg.retention, cfg.max_tracked);
+        let outcomes = Outcomes::new(cfg.retention, OUTCOME_RANGES_PER_ORIGIN);
         Node {
             bloom: RotatingBloom::new(cfg.bloom.clone(), now),
             retention: Retention::new(cfg.retention, cfg.retention_bytes),
@@ -150,6 +172,11 @@ impl Node {
             lazy_flush_wanted: false,
             lazy_flush_armed: false,
             pending_flush: None,
+            uncovered: Vec::new(),
+            tracker,
+            outcomes,
+            track_next: false,
+            ask_armed: false,
             stats: Stats::default(),
         }
     }
@@ -178,6 +205,7 @@ impl Node {
         body: EventBody,
         rt: &mut R,
     ) -> Result<EventId, PublishError> {
+        let track = std::mem::take(&mut self.track_next);
         if let Err(e) = body.validate(&self.cfg.limits) {
             if e.is_size_limit() {
                 self.stats.publish_too_large += 1;
@@ -229,6 +257,9 @@ impl Node {
         }
         let relay = !self.is_direct_mode();
         self.disseminate(&event, 0, None, relay);
+        if track {
+            self.start_tracking(now, &event, rt);
+        }
         self.finish(now, rt);
         Ok(id)
     }
@@ -248,6 +279,9 @@ impl Node {
                 self.stats.config_applied += 1;
                 self.stats.events_delivered += 1;
                 rt.deliver(event, hop);
+            } else {
+                // A newer value is here: the app has it, or will.
+                rt.not_delivered(event.id.origin, event.id.seq, event.id.seq);
             }
             return;
         }
@@ -255,6 +289,7 @@ impl Node {
             // The app did not exist when this was published; its cache
             // cannot hold what this invalidates.
             self.stats.events_predating_start += 1;
+            rt.not_delivered(event.id.origin, event.id.seq, event.id.seq);
             return;
         }
         self.stats.events_delivered += 1;
@@ -324,6 +359,13 @@ impl Node {
     /// held back by the outbound byte limit if there is one.
     fn finish<R: Runtime + ?Sized>(&mut self, now: Time, rt: &mut R) {
         self.arm_lazy_flush(now, rt);
+        for (origin, first, last, lost) in std::mem::take(&mut self.uncovered) {
+            if lost {
+                rt.lost(origin, first, last);
+            } else {
+                rt.not_delivered(origin, first, last);
+            }
+        }
         if let Some(reason) = self.pending_flush.take() {
             rt.flush(None, reason);
         }
@@ -367,6 +409,7 @@ impl Node {
             Timer::SyncWithRandomPeer => self.sync_with_random_peer(now, rt),
             Timer::FlushLazyQueue => self.flush_lazy_queue(),
             Timer::GraftMissing(id) => self.graft_missing(now, id, rt),
+            Timer::AskPendingReplicas => self.ask_pending(now, rt),
             Timer::RetryOutbound => {
                 self.retry_outbound_armed = false;
                 // An empty outbox entry per peer: `finish` merges what was
@@ -390,6 +433,7 @@ impl Node {
         rt: &mut R,
     ) {
         self.members = update.members.clone();
+        self.confirm_departed(now, &update.left, rt);
         for p in &update.left {
             self.tree.remove(*p);
             self.records.retire_member(*p, now);

@@ -54,6 +54,8 @@ impl Node {
                 }
                 Item::Digest(d) => self.on_digest(now, from, &d),
                 Item::RepairInfo(list) => self.on_repair_info(now, &list),
+                Item::ConfirmWant(w) => self.on_confirm_want(now, from, sender_origin, w),
+                Item::ConfirmReport(r) => self.on_confirm_report(now, from, &r, rt),
             }
         }
         self.finish(now, rt);

@@ -175,10 +175,16 @@ impl Node {
                 continue;
             }
             let rec = self.records.entry(r.origin, now);
+            let missing = rec.missing_through(r.through);
             let covered = rec.cover_through(r.through, now);
             if covered == 0 {
                 continue;
             }
+            self.uncovered.extend(
+                missing
+                    .into_iter()
+                    .map(|(first, last)| (r.origin, first, last, r.lost)),
+            );
             if r.lost {
                 self.stats.seqs_lost += covered;
                 self.retention.mark_gone(r.origin, r.through, Time::MAX);
@@ -194,11 +200,18 @@ impl Node {
     /// anti-entropy tick, so a node has exactly one periodic timer.
     fn housekeeping(&mut self, now: Time) {
         self.bloom.rotate_if_due(now);
+        self.confirm_housekeeping(now);
         self.retention.evict(now);
         for o in self.records.gaps_older_than(now, self.cfg.gap_flush_after) {
             let rec = self.records.entry(o, now);
             let through = rec.known_max();
+            let missing = rec.missing_through(through);
             let covered = rec.cover_through(through, now);
+            self.uncovered.extend(
+                missing
+                    .into_iter()
+                    .map(|(first, last)| (o, first, last, true)),
+            );
             self.stats.seqs_lost += covered;
             self.retention.mark_gone(o, through, Time::MAX);
             self.request_flush(FlushReason::GapTimeout);

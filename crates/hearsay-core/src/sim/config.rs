@@ -51,6 +51,10 @@ pub struct SimConfig {
     pub partition: Option<Partition>,
     /// Crashes and restarts during the run, if any.
     pub churn: Option<Churn>,
+    /// Publish every event with tracking; each app acknowledges what it is
+    /// handed at once, and the report gives confirmation times and
+    /// messages.
+    pub track: bool,
     /// Settings of every node's core.
     pub node: NodeConfig,
 }
@@ -79,6 +83,7 @@ impl SimConfig {
             settle: Duration::from_secs(10),
             partition: None,
             churn: None,
+            track: false,
             node: Self::node_config(events),
         }
     }

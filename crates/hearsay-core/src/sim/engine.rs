@@ -56,11 +56,12 @@ impl Sim {
             loss: cfg.loss,
             cut_off: None,
         };
-        let world = World::new(
+        let mut world = World::new(
             n,
             net,
             Xoshiro256PlusPlus::seed_from_u64(mix(cfg.seed, 1, 0)),
         );
+        world.apps_settle = cfg.track;
         let mut sim = Sim {
             node_cfg: Arc::new(cfg.node.clone()),
             nodes: (0..n).map(|_| None).collect(),
@@ -222,6 +223,39 @@ impl Sim {
             Action::PartitionStart => self.start_partition(),
             Action::PartitionHeal => self.world.net.cut_off = None,
         }
+        self.settle_apps(now);
+    }
+
+    /// Hands each node what its app settled during the last call (tracked
+    /// runs), which may send reports.
+    fn settle_apps(&mut self, now: Time) {
+        while !self.world.to_settle.is_empty() {
+            let mut batch = std::mem::take(&mut self.world.to_settle);
+            batch.sort_by_key(|(node, inc, _)| (*node, *inc));
+            let mut i = 0;
+            while i < batch.len() {
+                let (node, inc, _) = batch[i];
+                let j = batch[i..]
+                    .iter()
+                    .position(|(n, c, _)| (*n, *c) != (node, inc))
+                    .map_or(batch.len(), |k| i + k);
+                let items: Vec<_> = batch[i..j].iter().map(|(_, _, s)| *s).collect();
+                i = j;
+                if self.world.incarnation[node] != inc {
+                    continue;
+                }
+                let Some(n) = self.nodes[node].as_mut() else {
+                    continue;
+                };
+                let mut rt = SimRuntime {
+                    world: &mut self.world,
+                    node,
+                    me: n.id(),
+                    origin: n.origin(),
+                };
+                n.settled(now, &items, &mut rt);
+            }
+        }
     }
 
     /// A frame reaches node `to`, unless it is down or has restarted since
@@ -250,6 +284,11 @@ impl Sim {
             return;
         }
         let i = up[self.rng.random_range(0..up.len())];
+        if self.cfg.track
+            && let Some(n) = self.nodes[i].as_mut()
+        {
+            n.track_next();
+        }
         let inv = Invalidation {
             cache: format!("cache-{}", k % 8),
             keys: vec![format!("key-{k}")],

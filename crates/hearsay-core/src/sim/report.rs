@@ -71,6 +71,18 @@ pub struct Report {
     pub crashes: usize,
     /// Nodes on the small side of the partition.
     pub partitioned_nodes: usize,
+    /// Tracked runs: events whose origin learned every replica confirmed.
+    pub confirmed: usize,
+    /// Tracked runs: median time from publish to the origin's confirmation,
+    /// in ms.
+    pub confirm_p50_ms: f64,
+    /// Tracked runs: 99th percentile of that time, in ms.
+    pub confirm_p99_ms: f64,
+    /// Tracked runs: confirmation items (asks and reports) sent, per event.
+    pub confirm_items_per_event: f64,
+    /// Tracked runs: frames that carried only confirmation items, per event
+    /// (the rest rode in frames sent anyway).
+    pub confirm_frames_per_event: f64,
     /// Virtual time the run covered, in seconds.
     pub virtual_seconds: f64,
     /// Wall-clock time it took, in seconds.
@@ -103,6 +115,12 @@ impl Report {
         let events = world.tracked.len().max(1) as f64;
         let c = &world.counters;
         let virtual_seconds = world.now.since(Time::ZERO).as_secs_f64();
+        let mut confirm_times: Vec<f64> = world
+            .tracked
+            .iter()
+            .filter_map(|t| t.confirmed_at.map(|at| ms(at.since(t.published_at))))
+            .collect();
+        confirm_times.sort_by(f64::total_cmp);
         Report {
             nodes: n,
             events: cfg.events,
@@ -136,6 +154,11 @@ impl Report {
             bloom_false_positives: stats.bloom_false_positives,
             crashes,
             partitioned_nodes,
+            confirmed: confirm_times.len(),
+            confirm_p50_ms: percentile(&confirm_times, 0.50),
+            confirm_p99_ms: percentile(&confirm_times, 0.99),
+            confirm_items_per_event: c.confirm_items as f64 / events,
+            confirm_frames_per_event: c.confirm_frames as f64 / events,
             virtual_seconds,
             wall_seconds: wall.as_secs_f64(),
         }

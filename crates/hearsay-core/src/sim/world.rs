@@ -12,7 +12,11 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use rustc_hash::FxHashMap;
 
 use crate::codec;
-use crate::{Event, EventId, FlushReason, Item, Origin, PeerId, Runtime, Time, Timer, Version};
+use crate::confirm::Outcome;
+use crate::message::SettledRange;
+use crate::{
+    Event, EventId, FlushReason, Item, Origin, PeerId, Runtime, Settled, Time, Timer, Version,
+};
 
 /// Something that happens at a virtual time.
 #[derive(Debug)]
@@ -68,6 +72,9 @@ pub struct Tracked {
     pub cache: String,
     /// Per node: (incarnation, time, hop) of the first delivery.
     pub delivered: Vec<Option<(u32, Time, u8)>>,
+    /// When its origin learned that every replica confirmed it (tracked
+    /// runs only).
+    pub confirmed_at: Option<Time>,
 }
 
 /// A flush the app was told to do.
@@ -86,6 +93,10 @@ pub struct Counters {
     pub control_frames: u64,
     pub duplicate_deliveries: u64,
     pub deliveries_before_start: u64,
+    /// Confirmation items sent (asks and reports).
+    pub confirm_items: u64,
+    /// Frames that carried nothing but confirmation items.
+    pub confirm_frames: u64,
 }
 
 pub struct Network {
@@ -111,6 +122,10 @@ pub struct World {
     pub index: FxHashMap<EventId, usize>,
     pub flushes: Vec<Vec<FlushRecord>>,
     pub counters: Counters,
+    /// Apps settle what they are handed (tracked runs).
+    pub apps_settle: bool,
+    /// What apps settled during the current call: (node, incarnation, what).
+    pub to_settle: Vec<(usize, u32, Settled)>,
 }
 
 impl World {
@@ -128,6 +143,8 @@ impl World {
             index: FxHashMap::default(),
             flushes: (0..nodes).map(|_| Vec::new()).collect(),
             counters: Counters::default(),
+            apps_settle: false,
+            to_settle: Vec::new(),
         }
     }
 
@@ -160,6 +177,7 @@ impl World {
             published_at: event.published_at,
             cache,
             delivered: vec![None; nodes],
+            confirmed_at: None,
         });
     }
 
@@ -191,6 +209,22 @@ pub fn node_of(peer: PeerId) -> Option<usize> {
     usize::try_from(peer.0).ok()
 }
 
+impl SimRuntime<'_> {
+    fn settle_range(&mut self, origin: Origin, first: u64, last: u64) {
+        let w = &mut *self.world;
+        if w.apps_settle {
+            let inc = w.incarnation[self.node];
+            let range = SettledRange {
+                first,
+                last,
+                outcome: Outcome::Flushed,
+            };
+            w.to_settle
+                .push((self.node, inc, Settled { origin, range }));
+        }
+    }
+}
+
 impl Runtime for SimRuntime<'_> {
     fn send(&mut self, to: PeerId, items: Vec<Item>) {
         let Some(to) = node_of(to).filter(|t| *t < self.world.up.len()) else {
@@ -198,6 +232,11 @@ impl Runtime for SimRuntime<'_> {
         };
         let w = &mut *self.world;
         let payload = items.iter().filter(|i| i.is_payload()).count() as u64;
+        let confirm = items.iter().filter(|i| i.is_confirmation()).count() as u64;
+        w.counters.confirm_items += confirm;
+        if confirm as usize == items.len() {
+            w.counters.confirm_frames += 1;
+        }
         let bytes = codec::HEADER_LEN + items.iter().map(codec::item_len).sum::<usize>();
         w.counters.frames += 1;
         w.counters.bytes += bytes as u64;
@@ -244,6 +283,26 @@ impl Runtime for SimRuntime<'_> {
             Some((prev, _, _)) if prev == inc => w.counters.duplicate_deliveries += 1,
             _ => t.delivered[self.node] = Some((inc, w.now, hop)),
         }
+        if w.apps_settle {
+            let s = Settled::event(event.id, Outcome::Acknowledged);
+            w.to_settle.push((self.node, inc, s));
+        }
+    }
+
+    fn confirmed(&mut self, id: EventId) {
+        let w = &mut *self.world;
+        if let Some(&i) = w.index.get(&id) {
+            w.tracked[i].confirmed_at.get_or_insert(w.now);
+        }
+    }
+
+    // The app acknowledges the flush that follows at once.
+    fn lost(&mut self, origin: Origin, first: u64, last: u64) {
+        self.settle_range(origin, first, last);
+    }
+
+    fn not_delivered(&mut self, origin: Origin, first: u64, last: u64) {
+        self.settle_range(origin, first, last);
     }
 
     fn flush(&mut self, cache: Option<&str>, _reason: FlushReason) {

@@ -6,8 +6,9 @@ use crate::message::Inbound;
 use std::collections::VecDeque;
 
 use super::*;
+pub(super) use crate::confirm::{Outcome, ReplicaState};
 pub(super) use crate::event::Version;
-use crate::message::{Announcement, EventItem, Route};
+use crate::message::{Announcement, EventItem, Route, SettledRange};
 use crate::ratelimit::RateSpec;
 use crate::runtime::Effect;
 pub(super) use crate::tree::Link;
@@ -115,6 +116,11 @@ struct Cluster {
     cut: Vec<(usize, usize)>,
     /// Each node's incarnation; timers of an earlier one are dropped.
     incarnation: Vec<u64>,
+    /// What each node's app does with what it is handed: settle it at once
+    /// with this outcome, or (`None`) hold it.
+    apps: Vec<Option<Outcome>>,
+    /// Tracked events whose confirmation finished, by origin node.
+    confirmed: Vec<Vec<EventId>>,
 }
 
 impl Cluster {
@@ -130,6 +136,8 @@ impl Cluster {
             timers: Vec::new(),
             cut: Vec::new(),
             incarnation: vec![0; n],
+            apps: vec![Some(Outcome::Acknowledged); n],
+            confirmed: vec![Vec::new(); n],
         };
         for i in 0..n {
             c.nodes.push(node_at(i as u64, cfg.clone(), T0));
@@ -150,6 +158,8 @@ impl Cluster {
         self.flushes.push(Vec::new());
         self.evicted.push(Vec::new());
         self.incarnation.push(0);
+        self.apps.push(Some(Outcome::Acknowledged));
+        self.confirmed.push(Vec::new());
         let ids: Vec<u64> = (0..=i as u64).collect();
         for j in 0..=i {
             let mut fx = Vec::new();
@@ -179,18 +189,68 @@ impl Cluster {
     }
 
     fn collect(&mut self, i: usize, effects: Vec<Effect>) {
+        let mut settled = Vec::new();
+        let app = self.apps[i];
+        let range = |first, last, outcome| SettledRange {
+            first,
+            last,
+            outcome,
+        };
         for e in effects {
             match e {
                 Effect::Send { to, items } => self.queue.push_back((i, to, items)),
-                Effect::Deliver { event, .. } => self.delivered[i].push(event),
+                Effect::Deliver { event, .. } => {
+                    if let Some(o) = app {
+                        settled.push(Settled::event(event.id, o));
+                    }
+                    self.delivered[i].push(event);
+                }
                 Effect::Flush { reason, .. } => self.flushes[i].push(reason),
                 Effect::Schedule { at, timer } => {
                     self.timers
                         .push((at, i, timer_of(self.incarnation[i], timer)))
                 }
                 Effect::ConfigEvicted { key, .. } => self.evicted[i].push(key),
+                Effect::Confirmed(id) => self.confirmed[i].push(id),
+                // The flush that follows is acknowledged at once, if at all.
+                Effect::Lost {
+                    origin,
+                    first,
+                    last,
+                } if app.is_some() => settled.push(Settled {
+                    origin,
+                    range: range(first, last, Outcome::Flushed),
+                }),
+                Effect::NotDelivered {
+                    origin,
+                    first,
+                    last,
+                } => settled.push(Settled {
+                    origin,
+                    range: range(first, last, Outcome::Flushed),
+                }),
+                Effect::Lost { .. } => {}
             }
         }
+        if !settled.is_empty() {
+            let mut fx = Vec::new();
+            self.nodes[i].settled(self.now, &settled, &mut fx);
+            self.collect(i, fx);
+        }
+    }
+
+    /// Node `i`'s app settles these events now (for an app that holds them).
+    fn settle(&mut self, i: usize, ids: &[EventId], outcome: Outcome) {
+        let items: Vec<Settled> = ids.iter().map(|id| Settled::event(*id, outcome)).collect();
+        let mut fx = Vec::new();
+        self.nodes[i].settled(self.now, &items, &mut fx);
+        self.collect(i, fx);
+        self.run();
+    }
+
+    fn publish_tracked(&mut self, i: usize, key: &str) -> EventId {
+        self.nodes[i].track_next();
+        self.publish(i, key)
     }
 
     fn is_cut(&self, a: usize, b: usize) -> bool {
@@ -291,6 +351,7 @@ impl Cluster {
 
 mod antientropy;
 mod config;
+mod confirm;
 mod hostile;
 mod membership;
 mod outbound;
