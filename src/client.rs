@@ -59,6 +59,11 @@ impl ApiClient {
         }
     }
 
+    /// How long one request may take (default 10 s).
+    pub fn set_timeout(&mut self, t: Duration) {
+        self.timeout = t;
+    }
+
     /// Sends a request; a non-2xx answer becomes [`ClientError::Refused`].
     pub async fn call(
         &self,
@@ -66,6 +71,17 @@ impl ApiClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Bytes, ClientError> {
+        self.send(method, path, body).await.map(|(_, b)| b)
+    }
+
+    /// As [`ApiClient::call`], with the status (`200` and `202` differ
+    /// for a publish that waited).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
         let uri = format!("http://{}{}", self.addr, path);
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(t) = &self.token {
@@ -98,7 +114,7 @@ impl ApiClient {
             .map_err(|e| unreachable(e.to_string()))?
             .to_bytes();
         if status.is_success() {
-            return Ok(bytes);
+            return Ok((status, bytes));
         }
         let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(e) => (e.error.code, e.error.message),

@@ -7,21 +7,59 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::delivery::queue::AppMessage;
+use crate::gossip::confirm::Confirmation;
 use crate::gossip::{EventId, Invalidation, PublishError};
+
+/// What a publish asks of the owner besides the event.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Wait {
+    /// Fire and forget (nothing is tracked).
+    #[default]
+    No,
+    /// Track it, and hand back a receiver of its confirmation.
+    Yes,
+}
+
+/// A publish the owner took.
+#[derive(Debug)]
+pub struct Published {
+    pub id: EventId,
+    /// With [`Wait::Yes`]: the confirmation, once every replica settled or
+    /// one rejected it.
+    pub confirmation: Option<oneshot::Receiver<Confirmation>>,
+}
+
+/// Why the owner did not publish.
+#[derive(Debug)]
+pub enum Refused {
+    Publish(PublishError),
+    /// As many publishers wait already as `--max-confirm-waits` allows.
+    TooManyWaits(usize),
+}
+
+pub type PublishReply = oneshot::Sender<Result<Published, Refused>>;
 
 pub enum Command {
     Publish {
         inv: Invalidation,
-        reply: oneshot::Sender<Result<EventId, PublishError>>,
+        wait: Wait,
+        reply: PublishReply,
     },
     SetConfig {
         key: String,
         value: String,
-        reply: oneshot::Sender<Result<EventId, PublishError>>,
+        wait: Wait,
+        reply: PublishReply,
     },
     DeleteConfig {
         key: String,
-        reply: oneshot::Sender<Result<EventId, PublishError>>,
+        wait: Wait,
+        reply: PublishReply,
+    },
+    /// A tracked event's confirmation as it stands.
+    Confirmation {
+        id: EventId,
+        reply: oneshot::Sender<Option<Confirmation>>,
     },
     GetConfig {
         reply: oneshot::Sender<Vec<ConfigEntry>>,

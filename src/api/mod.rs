@@ -10,9 +10,11 @@
 //! | `GET /v1/peers` | the peers and their state |
 //! | `GET /v1/status` | this node |
 //! | `GET /v1/subscribe` | a subscription stream (SSE or NDJSON) |
+//! | `?wait=3s` on a publish, `GET /v1/events/{id}` | confirmations |
 //!
 //! Handlers only parse and answer; every decision is the owner task's.
 
+pub mod confirm;
 mod routes;
 mod subscribe;
 
@@ -40,6 +42,8 @@ pub struct ApiCtx {
     /// The subscription streams, unless `--delivery webhook`.
     pub streams: Option<Arc<crate::delivery::stream::Hub>>,
     pub clock: crate::clock::Clock,
+    /// `hearsay_confirm_waits_total`, for the waits that run out here.
+    pub waits: prometheus::IntCounterVec,
 }
 
 pub async fn handle(req: Request<Incoming>, ctx: Arc<ApiCtx>) -> Response<Body> {

@@ -2,9 +2,9 @@
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode, header};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::{ApiCtx, MAX_BODY, ask, publish_error, shutting_down};
+use super::{ApiCtx, MAX_BODY, ask, confirm, shutting_down};
 use crate::commands::Command;
 use crate::gossip::Invalidation;
 use crate::http::{self, Body, BodyError};
@@ -21,11 +21,6 @@ struct InvalidateRequest {
     tags: Vec<String>,
     #[serde(default)]
     all: bool,
-}
-
-#[derive(Serialize)]
-struct Accepted {
-    id: String,
 }
 
 pub async fn route(req: Request<Incoming>, ctx: &ApiCtx) -> Response<Body> {
@@ -51,7 +46,7 @@ pub async fn route(req: Request<Incoming>, ctx: &ApiCtx) -> Response<Body> {
             match m {
                 Method::GET => config_one(ctx, &key).await,
                 Method::PUT => config_set(req, ctx, key).await,
-                Method::DELETE => config_delete(ctx, key).await,
+                Method::DELETE => config_delete(&req, ctx, key).await,
                 _ => not_allowed("GET, PUT, DELETE"),
             }
         }
@@ -69,7 +64,9 @@ pub async fn route(req: Request<Incoming>, ctx: &ApiCtx) -> Response<Body> {
         }
         (Method::GET, ["", "v1", "openapi.json"]) => openapi(),
         (Method::GET, ["", "v1", "subscribe"]) => super::subscribe::subscribe(req, ctx).await,
-        (_, ["", "v1", "peers" | "status" | "openapi.json" | "subscribe"]) => not_allowed("GET"),
+        (Method::GET, ["", "v1", "events", id]) => confirm::event(ctx, id).await,
+        (_, ["", "v1", "peers" | "status" | "openapi.json" | "subscribe"])
+        | (_, ["", "v1", "events", _]) => not_allowed("GET"),
         _ => http::error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -129,6 +126,10 @@ async fn invalidate(req: Request<Incoming>, ctx: &ApiCtx) -> Response<Body> {
     if let Some(r) = shutting_down(ctx) {
         return r;
     }
+    let wait = match confirm::wait_of(&req) {
+        Ok(w) => w,
+        Err(why) => return confirm::bad_query(&why),
+    };
     let body = match body_of(req).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -144,11 +145,12 @@ async fn invalidate(req: Request<Incoming>, ctx: &ApiCtx) -> Response<Body> {
         tags: parsed.tags,
         all: parsed.all,
     };
-    match ask(ctx, |reply| Command::Publish { inv, reply }).await {
-        Ok(Ok(id)) => http::json(StatusCode::ACCEPTED, &Accepted { id: id.to_string() }),
-        Ok(Err(e)) => publish_error(&e),
-        Err(r) => r,
-    }
+    confirm::publish(ctx, wait, |wait, reply| Command::Publish {
+        inv,
+        wait,
+        reply,
+    })
+    .await
 }
 
 async fn config_all(ctx: &ApiCtx) -> Response<Body> {
@@ -176,6 +178,10 @@ async fn config_set(req: Request<Incoming>, ctx: &ApiCtx, key: String) -> Respon
     if let Some(r) = shutting_down(ctx) {
         return r;
     }
+    let wait = match confirm::wait_of(&req) {
+        Ok(w) => w,
+        Err(why) => return confirm::bad_query(&why),
+    };
     let body = match body_of(req).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -190,22 +196,29 @@ async fn config_set(req: Request<Incoming>, ctx: &ApiCtx, key: String) -> Respon
             );
         }
     };
-    match ask(ctx, |reply| Command::SetConfig { key, value, reply }).await {
-        Ok(Ok(id)) => http::json(StatusCode::ACCEPTED, &Accepted { id: id.to_string() }),
-        Ok(Err(e)) => publish_error(&e),
-        Err(r) => r,
-    }
+    confirm::publish(ctx, wait, |wait, reply| Command::SetConfig {
+        key,
+        value,
+        wait,
+        reply,
+    })
+    .await
 }
 
-async fn config_delete(ctx: &ApiCtx, key: String) -> Response<Body> {
+async fn config_delete(req: &Request<Incoming>, ctx: &ApiCtx, key: String) -> Response<Body> {
     if let Some(r) = shutting_down(ctx) {
         return r;
     }
-    match ask(ctx, |reply| Command::DeleteConfig { key, reply }).await {
-        Ok(Ok(id)) => http::json(StatusCode::ACCEPTED, &Accepted { id: id.to_string() }),
-        Ok(Err(e)) => publish_error(&e),
-        Err(r) => r,
-    }
+    let wait = match confirm::wait_of(req) {
+        Ok(w) => w,
+        Err(why) => return confirm::bad_query(&why),
+    };
+    confirm::publish(ctx, wait, |wait, reply| Command::DeleteConfig {
+        key,
+        wait,
+        reply,
+    })
+    .await
 }
 
 /// Decodes `%XX` escapes; `None` if malformed or not UTF-8.

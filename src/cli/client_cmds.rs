@@ -72,6 +72,18 @@ pub struct PublishArgs {
     /// Drop the whole cache
     #[arg(long)]
     pub all: bool,
+    /// Wait up to this long (e.g. 3s, at most 60s) until every replica's app
+    /// has it; exit 75 if some have not
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub wait: Option<std::time::Duration>,
+}
+
+/// How a waited publish ended, for the exit code.
+pub enum Waited {
+    NotAsked,
+    Confirmed,
+    /// Replicas still pending, or one rejected it: the summary.
+    Unconfirmed(String),
 }
 
 #[derive(Debug, Args)]
@@ -106,7 +118,7 @@ pub struct ListArgs {
     pub json: bool,
 }
 
-pub async fn publish(a: &PublishArgs) -> Result<(), ClientError> {
+pub async fn publish(a: &PublishArgs) -> Result<Waited, ClientError> {
     let body = serde_json::json!({
         "cache": a.cache,
         "keys": a.keys,
@@ -114,9 +126,67 @@ pub async fn publish(a: &PublishArgs) -> Result<(), ClientError> {
         "tags": a.tags,
         "all": a.all,
     });
-    let id = a.api.client().invalidate(&body).await?;
-    println!("published {id}");
-    Ok(())
+    let Some(wait) = a.wait else {
+        let id = a.api.client().invalidate(&body).await?;
+        println!("published {id}");
+        return Ok(Waited::NotAsked);
+    };
+    let mut c = a.api.client();
+    c.set_timeout(wait + std::time::Duration::from_secs(10));
+    let path = format!("/v1/invalidate?wait={}", humantime::format_duration(wait));
+    let doc: serde_json::Value = c
+        .json(Method::POST, &path, Some(body.to_string().into_bytes()))
+        .await?;
+    println!("published {}", doc["id"].as_str().unwrap_or("?"));
+    Ok(summarize(&doc, wait))
+}
+
+/// `confirmed by 9/9 replicas in 3.1 ms`, or who is pending or rejected.
+pub fn summarize(doc: &serde_json::Value, wait: std::time::Duration) -> Waited {
+    let replicas = doc["replicas"].as_array().cloned().unwrap_or_default();
+    let with = |state: &str| -> Vec<String> {
+        replicas
+            .iter()
+            .filter(|r| r["state"] == state)
+            .map(|r| r["name"].as_str().unwrap_or("?").to_owned())
+            .collect()
+    };
+    let settled = replicas
+        .iter()
+        .filter(|r| r["state"] == "acknowledged" || r["state"] == "flushed")
+        .count();
+    let elapsed = doc["elapsed_ms"].as_f64().unwrap_or(f64::NAN);
+    let departed = with("departed");
+    let gone = if departed.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} departed: {})", departed.len(), departed.join(", "))
+    };
+    if doc["confirmed"] == true {
+        println!(
+            "confirmed by {settled}/{} replicas in {elapsed} ms{gone}",
+            replicas.len()
+        );
+        return Waited::Confirmed;
+    }
+    let (pending, rejected) = (with("pending"), with("rejected"));
+    let mut line = format!(
+        "not confirmed: {settled}/{} replicas after {elapsed} ms",
+        replicas.len()
+    );
+    if !rejected.is_empty() {
+        line.push_str(&format!("; rejected by {}", rejected.join(", ")));
+    }
+    if !pending.is_empty() {
+        line.push_str(&format!(
+            "; pending after the {} wait: {}",
+            humantime::format_duration(wait),
+            pending.join(", ")
+        ));
+    }
+    line.push_str(&gone);
+    println!("{line}");
+    Waited::Unconfirmed(line)
 }
 
 pub async fn config(a: &ConfigArgs) -> Result<(), ClientError> {

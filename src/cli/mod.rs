@@ -58,6 +58,9 @@ pub enum Failure {
     /// It ran, and what it measured missed its promise: pairs undelivered
     /// or duplicated (exit 2).
     Unmet(String),
+    /// A publish with --wait that not every replica confirmed in time, or
+    /// that one rejected (exit 75, EX_TEMPFAIL).
+    Unconfirmed(String),
     /// Anything else (exit 1).
     Runtime(anyhow::Error),
 }
@@ -67,6 +70,7 @@ impl Failure {
         match self {
             Failure::Usage(_) => 64,
             Failure::Unmet(_) => 2,
+            Failure::Unconfirmed(_) => 75,
             Failure::Runtime(_) => 1,
         }
     }
@@ -75,7 +79,7 @@ impl Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Usage(m) | Failure::Unmet(m) => write!(f, "{m}"),
+            Failure::Usage(m) | Failure::Unmet(m) | Failure::Unconfirmed(m) => write!(f, "{m}"),
             Failure::Runtime(e) => write!(f, "{e:#}"),
         }
     }
@@ -122,7 +126,20 @@ where
 pub fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Run(args) => run::run(&args),
-        Command::Publish(a) => client(client_cmds::publish(&a)),
+        Command::Publish(a) => {
+            let mut waited = client_cmds::Waited::NotAsked;
+            client(async {
+                waited = client_cmds::publish(&a).await?;
+                Ok(())
+            })?;
+            match waited {
+                // The summary is on stdout already.
+                client_cmds::Waited::Unconfirmed(_) => {
+                    Err(Failure::Unconfirmed("not every replica confirmed".into()))
+                }
+                _ => Ok(()),
+            }
+        }
         Command::Config(a) => client(client_cmds::config(&a)),
         Command::Peers(a) => client(client_cmds::peers(&a)),
         Command::Status(a) => client(client_cmds::status(&a)),

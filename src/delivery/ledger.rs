@@ -30,7 +30,11 @@ use crate::gossip::{Event, EventBody, EventId, Origin, Settled};
 enum What {
     Event(Arc<Event>),
     /// Seqs never received, covered by the flush that follows.
-    Lost { origin: Origin, first: u64, last: u64 },
+    Lost {
+        origin: Origin,
+        first: u64,
+        last: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -131,7 +135,13 @@ impl Ledger {
 
     /// Entries waiting for some outlet.
     pub fn len(&self) -> usize {
-        self.by_id.len() + self.entries.iter().flatten().filter(|e| matches!(e.what, What::Lost { .. })).count()
+        self.by_id.len()
+            + self
+                .entries
+                .iter()
+                .flatten()
+                .filter(|e| matches!(e.what, What::Lost { .. }))
+                .count()
     }
 
     /// Nothing waits.
@@ -170,7 +180,13 @@ impl Ledger {
     }
 
     /// Outlet `outlet`'s app refused `batch` permanently.
-    pub fn rejected(&mut self, outlet: usize, batch: &[AppMessage], mark: Mark, out: &mut Vec<Settled>) {
+    pub fn rejected(
+        &mut self,
+        outlet: usize,
+        batch: &[AppMessage],
+        mark: Mark,
+        out: &mut Vec<Settled>,
+    ) {
         for m in batch {
             match m {
                 AppMessage::Event(e) => self.settle_id(outlet, e.id, Outcome::Rejected, out),
@@ -194,7 +210,13 @@ impl Ledger {
         }
     }
 
-    fn settle_older_config(&mut self, outlet: usize, key: &str, id: EventId, out: &mut Vec<Settled>) {
+    fn settle_older_config(
+        &mut self,
+        outlet: usize,
+        key: &str,
+        id: EventId,
+        out: &mut Vec<Settled>,
+    ) {
         let Some(&upto) = self.by_id.get(&id) else {
             return;
         };
@@ -382,7 +404,12 @@ mod tests {
             "config is never flushed; seq 5 came after"
         );
         out.clear();
-        l.acknowledged(0, &[AppMessage::Event(config(6, "color"))], l.mark(), &mut out);
+        l.acknowledged(
+            0,
+            &[AppMessage::Event(config(6, "color"))],
+            l.mark(),
+            &mut out,
+        );
         assert_eq!(seqs(&out, Outcome::Acknowledged), [4], "superseded by 6");
     }
 

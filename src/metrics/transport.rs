@@ -234,15 +234,19 @@ pub enum DropReason {
     WriteFailed,
     TooLarge,
     Fault,
+    /// Confirmation items for a peer whose hello does not list them (a
+    /// version from before confirmations, during a rolling upgrade).
+    Unsupported,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::QueueFull,
         DropReason::NoAddress,
         DropReason::WriteFailed,
         DropReason::TooLarge,
         DropReason::Fault,
+        DropReason::Unsupported,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -252,6 +256,7 @@ impl DropReason {
             DropReason::WriteFailed => "write_failed",
             DropReason::TooLarge => "too_large",
             DropReason::Fault => "fault",
+            DropReason::Unsupported => "unsupported",
         }
     }
 }

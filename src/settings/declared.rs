@@ -223,6 +223,9 @@ declare! {
         .default("5m").was_millis("replay_window_ms");
     PEER_TIMEOUT = Setting::new("peer_timeout", duration(ms(1_000)), "How long a peer may leave sent data unacknowledged, or an idle connection unanswered, before the connection is given up (TCP_USER_TIMEOUT and keepalive)")
         .default("10s");
+    MAX_CONFIRM_WAITS = Setting::new("max_confirm_waits", count(1, 1_000_000), "Publishers waiting for confirmations at once (?wait=); more get 429").default("1024");
+    MAX_TRACKED = Setting::new("max_tracked", count(1, 10_000_000), "Tracked events held at once (publishes with ?wait=); the oldest is dropped, counted").default("10000");
+    CONFIRM_RETRY = Setting::new("confirm_retry", duration(ms(10)), "How often replicas still pending on a tracked event are asked again").default("200ms");
     MAX_GOSSIP_CONNECTIONS = Setting::new("max_gossip_connections", count(1, 1_000_000), "Inbound gossip connections open at once").default("4096");
     MAX_KEY_LEN = Setting::new("max_key_len", count(1, U32), "Longest key, prefix or tag in an event, in bytes").default("512");
     MAX_KEYS_PER_EVENT = Setting::new("max_keys_per_event", count(1, U32), "Keys, prefixes and tags in one event").default("1000");

@@ -107,6 +107,8 @@ pub struct Settings {
     /// Frames sent longer ago than this (by the sender's clock) are refused.
     pub replay_window: Duration,
     pub max_gossip_connections: usize,
+    /// Publishers waiting for confirmations at once.
+    pub max_confirm_waits: usize,
     /// A gossip connection whose peer leaves data unacknowledged (or an
     /// idle connection's keepalives unanswered) this long is given up.
     pub peer_timeout: Duration,
@@ -160,6 +162,7 @@ impl Settings {
         let flush_on_start = l.bool(&FLUSH_ON_START);
         let replay_window = l.duration(&REPLAY_WINDOW).unwrap_or_default();
         let max_gossip_connections = l.count_usize(&MAX_GOSSIP_CONNECTIONS).unwrap_or(1);
+        let max_confirm_waits = l.count_usize(&MAX_CONFIRM_WAITS).unwrap_or(1);
         let peer_timeout = l.duration(&PEER_TIMEOUT).unwrap_or_default();
         let fault_drop_frames = l.ratio(&FAULT_DROP_FRAMES).unwrap_or(0.0);
         let node = node_config(&mut l, max_frame_bytes);
@@ -195,6 +198,7 @@ impl Settings {
             flush_on_start,
             replay_window,
             max_gossip_connections,
+            max_confirm_waits,
             peer_timeout,
             fault_drop_frames,
             node,

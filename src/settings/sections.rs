@@ -157,6 +157,12 @@ pub(super) fn node_config(l: &mut Layers, max_frame_bytes: usize) -> NodeConfig 
     if let Some(d) = l.duration(&RETENTION) {
         node.retention = d;
     }
+    if let Some(n) = l.count_usize(&MAX_TRACKED) {
+        node.max_tracked = n;
+    }
+    if let Some(d) = l.duration(&CONFIRM_RETRY) {
+        node.confirm_retry = d;
+    }
     node.gap_flush_after = match l.duration(&GAP_FLUSH_AFTER) {
         Some(d) => d,
         None => {

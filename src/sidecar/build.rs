@@ -191,5 +191,6 @@ pub(super) fn build_owner(settings: &Settings, id: &Identity, clock: Clock, w: &
         clock,
         w.metrics.clone(),
         settings.node_name.clone(),
+        settings.max_confirm_waits,
     )
 }

@@ -255,6 +255,7 @@ pub(super) fn spawn_servers(
             .with_label_values(&["shutting_down"]),
         streams,
         clock,
+        waits: w.metrics.confirm.waits.clone(),
     });
     let api = tokio::spawn(http::serve(
         api_listener,

@@ -4,7 +4,8 @@
 //! incarnation (`codec::FLAG_BOUND`).
 //!
 //! ```text
-//! hello = magic "HR" | version u8 (1) | capabilities u8
+//! hello = magic "HR" | version u8 (1) | capabilities u8 (bound 0x01,
+//!         confirmations 0x02)
 //!       | receiver peer u64 BE | receiver origin u64 BE              (20 bytes)
 //!       [tag]   HMAC-SHA256("hearsay hello" ‖ the 20 bytes), when keyed
 //! ```
@@ -29,8 +30,11 @@ pub const VERSION: u8 = 1;
 pub const LEN: usize = 20;
 /// Capability: frames may be bound to the receiver's origin.
 pub const CAP_BOUND: u8 = 0x01;
+/// Capability: the receiver decodes confirmation items (`ConfirmWant`,
+/// `ConfirmReport`); a version before them refuses a frame holding one.
+pub const CAP_CONFIRM: u8 = 0x02;
 /// What this version understands.
-pub const CAPABILITIES: u8 = CAP_BOUND;
+pub const CAPABILITIES: u8 = CAP_BOUND | CAP_CONFIRM;
 
 const CONTEXT: &[u8] = b"hearsay hello";
 
@@ -45,6 +49,10 @@ pub struct Hello {
 impl Hello {
     pub fn binds(&self) -> bool {
         self.capabilities & CAP_BOUND != 0
+    }
+
+    pub fn confirms(&self) -> bool {
+        self.capabilities & CAP_CONFIRM != 0
     }
 }
 

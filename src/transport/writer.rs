@@ -231,9 +231,11 @@ impl Connection<'_> {
         ctx.metrics
             .transport
             .connection(Direction::Out, ConnOutcome::Opened);
+        let hello = read_hello(ctx, self.to, self.addr, &mut stream).await;
         let dest = Dest {
             peer: self.to,
-            origin: read_hello(ctx, self.to, self.addr, &mut stream).await,
+            origin: hello.filter(|h| h.binds()).map(|h| h.origin),
+            confirms: hello.is_some_and(|h| h.confirms()),
         };
         self.state.set(ConnState::Up);
         let mut buf = Vec::new();
@@ -291,27 +293,27 @@ async fn connect(
     socket.connect(addr).await
 }
 
-/// The receiver's incarnation from its hello, when frames may be bound to
-/// it; `None` for a receiver from before the hello (or one whose hello
-/// could not be trusted: its frames would fail there anyway, and it is
-/// logged and counted).
+/// The receiver's hello: its incarnation and what it understands; `None`
+/// for a receiver from before the hello (or one whose hello could not be
+/// trusted: its frames would fail there anyway, and it is logged and
+/// counted).
 async fn read_hello(
     ctx: &WriterCtx,
     to: PeerId,
     addr: SocketAddr,
     stream: &mut TcpStream,
-) -> Option<Origin> {
+) -> Option<hello::Hello> {
     let keys = ctx.keys.current();
     match hello::read(stream, &keys, HELLO_WAIT).await {
-        Ok(h) if h.peer == to && h.binds() => Some(h.origin),
-        Ok(h) if h.peer != to => {
+        Ok(h) if h.peer == to => Some(h),
+        Ok(h) => {
             ctx.metrics
                 .transport
                 .connection(Direction::Out, ConnOutcome::BadHello);
             tracing::warn!(peer = %addr, expected = %to, got = %h.peer, "the peer at this address says it is another node; frames to it will be refused there");
             None
         }
-        Ok(_) | Err(HelloError::Timeout(_)) => None,
+        Err(HelloError::Timeout(_)) => None,
         Err(e) => {
             if matches!(e, HelloError::Auth(_)) {
                 ctx.auth.failed(to);
@@ -325,11 +327,13 @@ async fn read_hello(
     }
 }
 
-/// Where a frame goes: the peer and its incarnation (bound frames).
+/// Where a frame goes: the peer, its incarnation (bound frames), and
+/// whether it decodes confirmation items.
 #[derive(Copy, Clone)]
 struct Dest {
     peer: PeerId,
     origin: Option<Origin>,
+    confirms: bool,
 }
 
 /// Writes `items` as few frames as the frame bound allows.
@@ -342,6 +346,24 @@ async fn write_all_frames(
 ) -> std::io::Result<()> {
     let keys = ctx.keys.current();
     let budget = ctx.max_frame.saturating_sub(HEADER_LEN + TAG_LEN);
+    // A peer from before confirmations would refuse the whole frame.
+    let kept: Vec<Item>;
+    let items = if !dest.confirms && items.iter().any(Item::is_confirmation) {
+        kept = items
+            .iter()
+            .filter(|i| {
+                let drop = i.is_confirmation();
+                if drop {
+                    ctx.metrics.transport.send_dropped(DropReason::Unsupported);
+                }
+                !drop
+            })
+            .cloned()
+            .collect();
+        &kept[..]
+    } else {
+        items
+    };
     let mut start = 0;
     while start < items.len() {
         let mut size = 0;

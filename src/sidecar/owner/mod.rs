@@ -11,20 +11,24 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
 use crate::clock::{Clock, rfc3339};
-use crate::commands::{BatchAnswer, Command, ConfigEntry, PeerInfo, Status};
+use crate::commands::{BatchAnswer, BatchOutcome, Command, ConfigEntry, PeerInfo, Status};
+use crate::gossip::confirm::Outcome;
 use crate::gossip::hlc::Hlc;
+use crate::gossip::message::SettledRange;
 use crate::gossip::tree::Link;
 use crate::gossip::{
-    Event, FlushReason, Inbound, Item, MembershipUpdate, Node, PeerId, PeerSet, Runtime, Stats,
-    Time, Timer, Version,
+    Event, EventId, FlushReason, Inbound, Item, MembershipUpdate, Node, Origin, PeerId, PeerSet,
+    PublishError, Runtime, Settled, Stats, Time, Timer, Version,
 };
 use crate::metrics::Metrics;
 use crate::transport::Transport;
 use crate::transport::listener::InboundFrame;
 
+mod confirm;
 mod outlet;
 mod report;
 
+use confirm::{Aftermath, Confirmations};
 pub use outlet::{Outlet, OutletKind};
 
 /// How often the core's counters are copied into the metrics.
@@ -47,6 +51,8 @@ pub struct Owner {
     prev_stats: Stats,
     draining: bool,
     acknowledged: u64,
+    /// The app ledger and the publishers waiting for confirmations.
+    confirm: Confirmations,
 }
 
 /// The owner's effects on the world, for one call into the node.
@@ -57,6 +63,8 @@ struct Effects<'a> {
     timers: &'a mut BTreeMap<(Time, u64), Timer>,
     timer_seq: &'a mut u64,
     metrics: &'a Metrics,
+    ledger: &'a mut crate::delivery::ledger::Ledger,
+    after: Aftermath,
     now: Time,
 }
 
@@ -72,6 +80,7 @@ impl Runtime for Effects<'_> {
             .events
             .propagation_delay
             .observe(delay.as_secs_f64());
+        self.ledger.delivered(event);
         for o in self.outlets.iter_mut() {
             o.queue.push_event(event.clone());
             o.notify.notify_one();
@@ -105,6 +114,23 @@ impl Runtime for Effects<'_> {
         *self.timer_seq += 1;
         self.timers.insert((at, *self.timer_seq), timer);
     }
+
+    fn confirmed(&mut self, id: EventId) {
+        self.after.confirmed.push(id);
+    }
+
+    fn lost(&mut self, origin: Origin, first: u64, last: u64) {
+        self.ledger.lost(origin, first, last);
+    }
+
+    fn not_delivered(&mut self, origin: Origin, first: u64, last: u64) {
+        let range = SettledRange {
+            first,
+            last,
+            outcome: Outcome::Flushed,
+        };
+        self.after.settled.push(Settled { origin, range });
+    }
 }
 
 impl Owner {
@@ -115,8 +141,10 @@ impl Owner {
         clock: Clock,
         metrics: Arc<Metrics>,
         node_name: String,
+        max_confirm_waits: usize,
     ) -> Owner {
         let webhook = crate::delivery::health::Health::new(clock.now());
+        let confirm = Confirmations::new(outlets.len(), max_confirm_waits);
         Owner {
             node,
             outlets,
@@ -131,11 +159,22 @@ impl Owner {
             prev_stats: Stats::default(),
             draining: false,
             acknowledged: 0,
+            confirm,
         }
     }
 
-    /// Runs `f` against the node with this owner's effects.
+    /// Runs `f` against the node with this owner's effects, then handles
+    /// what it left (confirmations to hand out, settlements to feed back).
     fn with_node<T>(&mut self, f: impl FnOnce(&mut Node, Time, &mut Effects<'_>) -> T) -> T {
+        let (r, after) = self.with_node_raw(f);
+        self.after(after);
+        r
+    }
+
+    fn with_node_raw<T>(
+        &mut self,
+        f: impl FnOnce(&mut Node, Time, &mut Effects<'_>) -> T,
+    ) -> (T, Aftermath) {
         let now = self.clock.now();
         let mut fx = Effects {
             transport: &mut self.transport,
@@ -144,9 +183,12 @@ impl Owner {
             timers: &mut self.timers,
             timer_seq: &mut self.timer_seq,
             metrics: &self.metrics,
+            ledger: &mut self.confirm.ledger,
+            after: Aftermath::default(),
             now,
         };
-        f(&mut self.node, now, &mut fx)
+        let r = f(&mut self.node, now, &mut fx);
+        (r, fx.after)
     }
 
     pub fn start(&mut self) {
@@ -207,17 +249,25 @@ impl Owner {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             // Refusals are counted by the core (its stats reach the metrics).
-            Command::Publish { inv, reply } => {
-                let r = self.with_node(|n, now, fx| n.publish(now, inv, fx));
+            Command::Publish { inv, wait, reply } => {
+                let r = self.publish_with(wait, |n, now, fx| n.publish(now, inv, fx));
                 let _ = reply.send(r);
             }
-            Command::SetConfig { key, value, reply } => {
-                let r = self.with_node(|n, now, fx| n.set_config(now, key, value, fx));
+            Command::SetConfig {
+                key,
+                value,
+                wait,
+                reply,
+            } => {
+                let r = self.publish_with(wait, |n, now, fx| n.set_config(now, key, value, fx));
                 let _ = reply.send(r);
             }
-            Command::DeleteConfig { key, reply } => {
-                let r = self.with_node(|n, now, fx| n.delete_config(now, key, fx));
+            Command::DeleteConfig { key, wait, reply } => {
+                let r = self.publish_with(wait, |n, now, fx| n.delete_config(now, key, fx));
                 let _ = reply.send(r);
+            }
+            Command::Confirmation { id, reply } => {
+                let _ = reply.send(self.confirmation(id));
             }
             Command::GetConfig { reply } => {
                 let _ = reply.send(self.config_entries());
@@ -230,8 +280,9 @@ impl Owner {
             }
             Command::NextBatch { outlet, reply } => {
                 let (now, draining) = (self.clock.now(), self.draining);
+                let mark = self.confirm.ledger.mark();
                 let answer = match self.outlets.get_mut(outlet) {
-                    Some(o) => o.next_batch(now, draining),
+                    Some(o) => o.next_batch(now, draining, mark),
                     None => BatchAnswer::Done,
                 };
                 if let (BatchAnswer::Wait(_), Some(o)) = (&answer, self.outlets.get(outlet)) {
@@ -247,6 +298,17 @@ impl Owner {
                 let Some(o) = self.outlets.get_mut(outlet) else {
                     return;
                 };
+                let mut app_settled = Vec::new();
+                let ledger = &mut self.confirm.ledger;
+                match &outcome {
+                    BatchOutcome::Acknowledged(b) => {
+                        ledger.acknowledged(outlet, b, o.mark, &mut app_settled)
+                    }
+                    BatchOutcome::Rejected(b) => {
+                        ledger.rejected(outlet, b, o.mark, &mut app_settled)
+                    }
+                    BatchOutcome::Retry(_) | BatchOutcome::GiveUp(_) => {}
+                }
                 let settled = o.batch_done(outcome);
                 // The first outlet is the app's own; a second (the streams
                 // beside a webhook) is not counted twice.
@@ -256,6 +318,7 @@ impl Owner {
                     events.acknowledged.inc_by(settled.acknowledged);
                     events.rejected_by_app.inc_by(settled.rejected);
                 }
+                self.settle_batch(app_settled);
             }
         }
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::commands::{BatchAnswer, BatchOutcome};
+use crate::delivery::ledger::Mark;
 use crate::delivery::queue::{AppQueue, AppQueueStats};
 use crate::gossip::{FlushReason, Time};
 
@@ -39,6 +40,8 @@ pub struct Outlet {
     /// Wakes this outlet's worker when something is queued.
     pub notify: Arc<Notify>,
     pub(super) in_flight: bool,
+    /// Where the batch in flight was taken, in the app ledger.
+    pub(super) mark: Mark,
     pub(super) prev: AppQueueStats,
 }
 
@@ -55,6 +58,7 @@ impl Outlet {
             queue,
             notify: Arc::new(Notify::new()),
             in_flight: false,
+            mark: Mark::default(),
             prev: AppQueueStats::default(),
         }
     }
@@ -65,7 +69,7 @@ impl Outlet {
     }
 
     /// The worker's next batch: one in flight at a time.
-    pub(super) fn next_batch(&mut self, now: Time, draining: bool) -> BatchAnswer {
+    pub(super) fn next_batch(&mut self, now: Time, draining: bool, mark: Mark) -> BatchAnswer {
         if self.in_flight {
             // A confused worker simply waits.
             return BatchAnswer::Empty;
@@ -75,6 +79,7 @@ impl Outlet {
             Ok(b) if b.is_empty() => BatchAnswer::Empty,
             Ok(b) => {
                 self.in_flight = true;
+                self.mark = mark;
                 BatchAnswer::Batch(b)
             }
             Err(wait) => BatchAnswer::Wait(wait),

@@ -76,6 +76,7 @@ impl Owner {
 
     /// Copies the core's and the queue's counts into the metrics.
     pub(super) fn sync_metrics(&mut self) {
+        self.sync_confirm_metrics();
         let m = &self.metrics;
         m.observe_core(self.node.stats(), &mut self.prev_stats);
         for o in self.outlets.iter_mut() {
