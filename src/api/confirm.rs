@@ -76,14 +76,11 @@ pub fn wait_of(req: &Request<Incoming>) -> Result<Option<Duration>, String> {
         }
         let v = super::routes::percent_decode(v)
             .ok_or_else(|| bad("wait: not valid percent-encoded UTF-8".into()))?;
-        let d = humantime::parse_duration(v.trim()).map_err(|e| {
+        let d = parse_wait(&v).ok_or_else(|| {
             bad(format!(
-                "wait: {v:?} is not a duration such as 3s or 500ms ({e})"
+                "wait: {v:?} is not seconds (up to three decimals) or whole milliseconds of at most 60s, such as 3s, 1.5s or 500ms"
             ))
         })?;
-        if d > MAX_WAIT {
-            return Err(bad(format!("wait: at most {}s", MAX_WAIT.as_secs())));
-        }
         wait = Some(d);
     }
     Ok(wait)
@@ -92,6 +89,27 @@ pub fn wait_of(req: &Request<Incoming>) -> Result<Option<Duration>, String> {
 #[derive(Serialize)]
 struct Accepted {
     id: String,
+}
+
+/// `3s`, `1.5s`, `500ms`: at most [`MAX_WAIT`], in exactly the forms the
+/// OpenAPI document's pattern allows.
+fn parse_wait(v: &str) -> Option<Duration> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let lead_1_to_5 = |s: &str| (b'1'..=b'5').contains(&s.as_bytes()[0]);
+    let d = if let Some(n) = v.strip_suffix("ms") {
+        let ok = digits(n) && (n.len() <= 4 || (n.len() == 5 && lead_1_to_5(n)) || n == "60000");
+        ok.then(|| n.parse().ok().map(Duration::from_millis))??
+    } else {
+        let n = v.strip_suffix('s')?;
+        let (int, frac) = n.split_once('.').map_or((n, None), |(i, f)| (i, Some(f)));
+        let int_ok =
+            digits(int) && (int.len() == 1 || (int.len() == 2 && lead_1_to_5(int)) || int == "60");
+        let frac_ok = frac.is_none_or(|f| {
+            (1..=3).contains(&f.len()) && digits(f) && (int != "60" || f.bytes().all(|b| b == b'0'))
+        });
+        (int_ok && frac_ok).then(|| n.parse::<f64>().ok().map(Duration::from_secs_f64))??
+    };
+    (d <= MAX_WAIT).then_some(d)
 }
 
 /// The answer to a query [`wait_of`] refused.
@@ -171,5 +189,35 @@ pub async fn event(ctx: &ApiCtx, id: &str) -> Response<Body> {
             "invalid_event_id",
             "an event id is 32 hexadecimal digits, as a publish returns it",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_seconds_or_milliseconds_up_to_a_minute() {
+        let ms = Duration::from_millis;
+        for (text, want) in [
+            ("3s", Some(ms(3000))),
+            ("0s", Some(ms(0))),
+            ("1.5s", Some(ms(1500))),
+            ("60s", Some(ms(60_000))),
+            ("60.000s", Some(ms(60_000))),
+            ("500ms", Some(ms(500))),
+            ("60000ms", Some(ms(60_000))),
+            ("61s", None),
+            ("60.5s", None),
+            ("60001ms", None),
+            ("0", None),
+            ("1m", None),
+            ("1.2345s", None),
+            ("1.5ms", None),
+            ("s", None),
+            ("-1s", None),
+        ] {
+            assert_eq!(parse_wait(text), want, "{text}");
+        }
     }
 }

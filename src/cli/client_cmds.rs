@@ -133,7 +133,8 @@ pub async fn publish(a: &PublishArgs) -> Result<Waited, ClientError> {
     };
     let mut c = a.api.client();
     c.set_timeout(wait + std::time::Duration::from_secs(10));
-    let path = format!("/v1/invalidate?wait={}", humantime::format_duration(wait));
+    // Whole milliseconds, the API's form (humantime would say `1s 500ms`).
+    let path = format!("/v1/invalidate?wait={}ms", wait.as_millis());
     let doc: serde_json::Value = c
         .json(Method::POST, &path, Some(body.to_string().into_bytes()))
         .await?;
