@@ -8,7 +8,9 @@
 //!   packets vanish and TCP sees nothing. It prints how long its senders
 //!   took to notice (their connection state in `/v1/peers`);
 //! - a peer frozen with SIGSTOP for 20 s;
-//! - 10% of packets dropped by nftables in every namespace.
+//! - 10% of packets dropped by nftables in every namespace;
+//! - a publish waiting for confirmation across a partition: the far side
+//!   pending, confirmed once healed.
 //!
 //! Each ends with the per-(receiver, event) accounting of `accounting`.
 //! Needs root; outside CI a machine without it skips with the reason, in
@@ -206,5 +208,69 @@ async fn ten_percent_of_packets_dropped_by_the_kernel() {
     eprintln!("packet loss: nftables dropped {lost} packets");
     assert!(lost > 0, "the rules dropped packets");
     assert_eq!(t.duplicates, 0);
+    n.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmation_waits_for_the_far_side_of_a_partition_and_heals_to_confirmed() {
+    use hyper::{Method, StatusCode};
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(n) = NetCluster::start("kernel-confirm", 4, &[], Need::Kernel).await else {
+        return;
+    };
+    let state = |doc: &serde_json::Value, j: usize| {
+        let name = n.c.node(j).unwrap().ready.gossip.to_string();
+        doc["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name.as_str())
+            .map(|r| r["state"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("{name} not in {doc}"))
+    };
+    n.c.wait_all_see_all(Duration::from_secs(20)).await.unwrap();
+    n.partition(2);
+    let body = serde_json::json!({"cache": "products", "keys": ["42"]}).to_string();
+    let (status, bytes) =
+        n.c.api(0)
+            .send(
+                Method::POST,
+                "/v1/invalidate?wait=2s",
+                Some(body.into_bytes()),
+            )
+            .await
+            .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+    assert_eq!(
+        state(&doc, 1),
+        "acknowledged",
+        "the near side has it: {doc}"
+    );
+    assert_eq!(state(&doc, 2), "pending", "the far side does not");
+    assert_eq!(state(&doc, 3), "pending");
+    let id = doc["id"].as_str().unwrap().to_owned();
+    n.heal();
+    let healed = Instant::now();
+    let mut last = serde_json::Value::Null;
+    while healed.elapsed() < Duration::from_secs(20) {
+        let bytes =
+            n.c.api(0)
+                .call(Method::GET, &format!("/v1/events/{id}"), None)
+                .await
+                .unwrap();
+        last = serde_json::from_slice(&bytes).unwrap();
+        if last["confirmed"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "partition healed: confirmed {:.1} s later",
+        healed.elapsed().as_secs_f64()
+    );
+    assert_eq!(last["confirmed"], true, "{last}");
+    assert_eq!(state(&last, 2), "acknowledged");
+    assert_eq!(state(&last, 3), "acknowledged");
     n.finish().await;
 }

@@ -86,6 +86,44 @@ pub fn encode(hello: Hello, keys: &Keyring) -> Vec<u8> {
     out
 }
 
+/// Bytes of a hello on the wire with `keys` (the tag only when keyed).
+pub fn wire_len(keys: &Keyring) -> usize {
+    if keys.is_insecure() {
+        LEN
+    } else {
+        LEN + TAG_LEN
+    }
+}
+
+/// Checks and reads a hello from exactly [`wire_len`] bytes.
+pub fn decode(bytes: &[u8], keys: &Keyring) -> Result<Hello, HelloError> {
+    let head = &bytes[..LEN.min(bytes.len())];
+    if head.len() < LEN {
+        return Err(HelloError::Closed);
+    }
+    if head[0..2] != MAGIC {
+        return Err(HelloError::BadMagic([head[0], head[1]]));
+    }
+    if head[2] != VERSION {
+        return Err(HelloError::UnknownVersion(head[2]));
+    }
+    let tag = (!keys.is_insecure()).then(|| &bytes[LEN..]);
+    let mut signed = Vec::with_capacity(CONTEXT.len() + LEN);
+    signed.extend_from_slice(CONTEXT);
+    signed.extend_from_slice(head);
+    keys.verify(&signed, tag)?;
+    let u64_at = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&head[i..i + 8]);
+        u64::from_be_bytes(b)
+    };
+    Ok(Hello {
+        capabilities: head[3],
+        peer: PeerId(u64_at(4)),
+        origin: Origin(u64_at(12)),
+    })
+}
+
 /// Reads one hello within `wait`, and checks its tag against `keys`.
 pub async fn read<R: AsyncRead + Unpin>(
     r: &mut R,
@@ -93,41 +131,23 @@ pub async fn read<R: AsyncRead + Unpin>(
     wait: Duration,
 ) -> Result<Hello, HelloError> {
     let read = async {
-        let mut head = [0u8; LEN];
-        match r.read_exact(&mut head).await {
+        let mut buf = vec![0u8; wire_len(keys)];
+        match r.read_exact(&mut buf[..LEN]).await {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 return Err(HelloError::Closed);
             }
             Err(e) => return Err(e.into()),
         }
-        if head[0..2] != MAGIC {
-            return Err(HelloError::BadMagic([head[0], head[1]]));
+        // Refuse a stranger before waiting for a tag it may never send.
+        if buf[0..2] != MAGIC {
+            return Err(HelloError::BadMagic([buf[0], buf[1]]));
         }
-        if head[2] != VERSION {
-            return Err(HelloError::UnknownVersion(head[2]));
+        if buf[2] != VERSION {
+            return Err(HelloError::UnknownVersion(buf[2]));
         }
-        let mut tag = [0u8; TAG_LEN];
-        let tag = if keys.is_insecure() {
-            None
-        } else {
-            r.read_exact(&mut tag).await?;
-            Some(&tag[..])
-        };
-        let mut signed = Vec::with_capacity(CONTEXT.len() + LEN);
-        signed.extend_from_slice(CONTEXT);
-        signed.extend_from_slice(&head);
-        keys.verify(&signed, tag)?;
-        let u64_at = |i: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&head[i..i + 8]);
-            u64::from_be_bytes(b)
-        };
-        Ok(Hello {
-            capabilities: head[3],
-            peer: PeerId(u64_at(4)),
-            origin: Origin(u64_at(12)),
-        })
+        r.read_exact(&mut buf[LEN..]).await?;
+        decode(&buf, keys)
     };
     tokio::time::timeout(wait, read)
         .await

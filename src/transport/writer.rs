@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -231,19 +231,32 @@ impl Connection<'_> {
         ctx.metrics
             .transport
             .connection(Direction::Out, ConnOutcome::Opened);
-        let hello = read_hello(ctx, self.to, self.addr, &mut stream).await;
-        let dest = Dest {
+        let (hello, mut late) = match read_hello(ctx, self.to, self.addr, &mut stream).await {
+            Heard::Hello(h) => (Some(h), None),
+            // It may still come (the receiver waits until discovery lists
+            // this node): frames go out unbound meanwhile.
+            Heard::Nothing => (None, Some(Vec::new())),
+            Heard::Untrusted => (None, None),
+        };
+        let mut dest = Dest {
             peer: self.to,
             origin: hello.filter(|h| h.binds()).map(|h| h.origin),
             confirms: hello.is_some_and(|h| h.confirms()),
         };
         self.state.set(ConnState::Up);
         let mut buf = Vec::new();
+        let hello_len = hello::wire_len(&ctx.keys.current());
         loop {
             if pending.is_empty() {
                 let next = tokio::select! {
                     next = tokio::time::timeout(IDLE_CLOSE, rx.recv()) => next,
-                    e = liveness::closed(&mut stream) => return self.lost(&e),
+                    seen = watch(&mut stream, &mut late, hello_len) => match seen {
+                        Watched::Closed(e) => return self.lost(&e),
+                        Watched::Hello(bytes) => {
+                            self.late_hello(&bytes, &mut dest);
+                            continue;
+                        }
+                    },
                 };
                 match next {
                     Ok(Some(items)) => *pending = items,
@@ -261,6 +274,19 @@ impl Connection<'_> {
                 Ok(()) => pending.clear(),
                 Err(e) => return self.lost(&e),
             }
+        }
+    }
+
+    /// A hello that came after the wait: from now on frames are bound and
+    /// carry confirmations as it says.
+    fn late_hello(&self, bytes: &[u8], dest: &mut Dest) {
+        match hello::decode(bytes, &self.ctx.keys.current()) {
+            Ok(h) if h.peer == self.to => {
+                tracing::debug!(peer = %self.addr, "the peer's hello came late");
+                dest.origin = h.binds().then_some(h.origin);
+                dest.confirms = h.confirms();
+            }
+            _ => {}
         }
     }
 
@@ -293,27 +319,34 @@ async fn connect(
     socket.connect(addr).await
 }
 
-/// The receiver's hello: its incarnation and what it understands; `None`
-/// for a receiver from before the hello (or one whose hello could not be
-/// trusted: its frames would fail there anyway, and it is logged and
-/// counted).
+/// What the receiver said first.
+enum Heard {
+    Hello(hello::Hello),
+    /// Nothing within the wait: a receiver from before the hello, or one
+    /// that has not admitted this connection yet.
+    Nothing,
+    /// A hello that cannot be trusted: its frames would fail there anyway
+    /// (logged and counted).
+    Untrusted,
+}
+
 async fn read_hello(
     ctx: &WriterCtx,
     to: PeerId,
     addr: SocketAddr,
     stream: &mut TcpStream,
-) -> Option<hello::Hello> {
+) -> Heard {
     let keys = ctx.keys.current();
     match hello::read(stream, &keys, HELLO_WAIT).await {
-        Ok(h) if h.peer == to => Some(h),
+        Ok(h) if h.peer == to => Heard::Hello(h),
         Ok(h) => {
             ctx.metrics
                 .transport
                 .connection(Direction::Out, ConnOutcome::BadHello);
             tracing::warn!(peer = %addr, expected = %to, got = %h.peer, "the peer at this address says it is another node; frames to it will be refused there");
-            None
+            Heard::Untrusted
         }
-        Err(HelloError::Timeout(_)) => None,
+        Err(HelloError::Timeout(_)) => Heard::Nothing,
         Err(e) => {
             if matches!(e, HelloError::Auth(_)) {
                 ctx.auth.failed(to);
@@ -322,7 +355,41 @@ async fn read_hello(
                 .transport
                 .connection(Direction::Out, ConnOutcome::BadHello);
             tracing::warn!(peer = %addr, error = %e, "the peer's hello failed; check that both use the same gossip key");
-            None
+            Heard::Untrusted
+        }
+    }
+}
+
+/// What the receiving side sent on a connection this node writes to.
+enum Watched {
+    /// It closed, or the kernel gave it up.
+    Closed(std::io::Error),
+    /// The bytes of a hello that came after the wait.
+    Hello(Vec<u8>),
+}
+
+/// Reads what the receiver sends while frames go out: a late hello (while
+/// `late` collects one), else nothing it sends matters but the end of the
+/// connection. Cancel-safe: what was read stays in `late`.
+async fn watch(stream: &mut TcpStream, late: &mut Option<Vec<u8>>, hello_len: usize) -> Watched {
+    if late.is_none() {
+        return Watched::Closed(liveness::closed(stream).await);
+    }
+    let mut sink = [0u8; 256];
+    loop {
+        match stream.read(&mut sink).await {
+            Ok(0) => return Watched::Closed(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                if let Some(buf) = late.as_mut() {
+                    buf.extend_from_slice(&sink[..n]);
+                    if buf.len() >= hello_len {
+                        let mut bytes = late.take().unwrap_or_default();
+                        bytes.truncate(hello_len);
+                        return Watched::Hello(bytes);
+                    }
+                }
+            }
+            Err(e) => return Watched::Closed(e),
         }
     }
 }
