@@ -16,8 +16,9 @@ use common::*;
 use hearsay::demo::cluster::{LocalCluster, NodeSpec};
 use hyper::Method;
 
-/// The last landed version (before the hello and bound frames).
-const BASELINE: &str = "6b5614f5b575fda209a04cc095bfa04e48efe4a4";
+/// The last landed version (#14: kernel-made faults; with the hello and
+/// bound frames, before subscription streams and confirmations).
+const BASELINE: &str = "8410a0dfa02a58ddc8b72fab18f55032e9df8aab";
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -130,6 +131,44 @@ async fn the_previous_release_and_this_one_work_side_by_side() {
         all
     })
     .await;
+    // A publish that waits, at a new node: the new replica confirms, the
+    // old ones (which cannot decode confirmations, so are never sent any)
+    // stay pending, and the answer says so.
+    let body = serde_json::json!({"cache": "products", "keys": ["waited"]}).to_string();
+    let (status, bytes) = c
+        .api(1)
+        .send(
+            Method::POST,
+            "/v1/invalidate?wait=1s",
+            Some(body.into_bytes()),
+        )
+        .await
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(status, hyper::StatusCode::ACCEPTED, "{doc}");
+    let state = |doc: &serde_json::Value, j: usize| {
+        let name = c.node(j).unwrap().ready.gossip.to_string();
+        doc["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name.as_str())
+            .map(|r| r["state"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert_eq!(state(&doc, 3), "acknowledged", "{doc}");
+    assert_eq!(state(&doc, 0), "pending", "{doc}");
+    assert_eq!(state(&doc, 2), "pending", "{doc}");
+    let waited = doc["id"].as_str().unwrap().to_owned();
+    eventually(WAIT, "the waited event at the old nodes too", || async {
+        count(&recv[0], &waited) == 1 && count(&recv[2], &waited) == 1
+    })
+    .await;
+    let unsupported = c
+        .metric(1, "hearsay_sends_dropped_total{reason=\"unsupported\"}")
+        .await
+        .unwrap();
+    assert!(unsupported > 0.0, "asks left out for the old nodes");
     // Nothing was refused on either side: no frame, no connection.
     for i in 0..4 {
         let text = c.scrape(i).await.unwrap();
@@ -156,5 +195,19 @@ async fn the_previous_release_and_this_one_work_side_by_side() {
         })
         .await;
     }
+    // All upgraded: a waited publish is confirmed by every replica.
+    let body = serde_json::json!({"cache": "products", "keys": ["all-new"]}).to_string();
+    let (status, bytes) = c
+        .api(0)
+        .send(
+            Method::POST,
+            "/v1/invalidate?wait=5s",
+            Some(body.into_bytes()),
+        )
+        .await
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(status, hyper::StatusCode::OK, "{doc}");
+    assert_eq!(doc["confirmed"], true, "{doc}");
     finish(c).await;
 }
