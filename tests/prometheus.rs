@@ -253,8 +253,21 @@ async fn a_real_prometheus_scrapes_a_cluster_and_every_dashboard_query_has_data(
         .collect();
     let prom = Prometheus::start(&dir, &targets);
     // Traffic while Prometheus scrapes: an event every 50 ms for 12 s.
+    // Every tenth publish waits for its confirmation, as a publisher may.
     for k in 0..240 {
-        common::publish(&c, k % 2, &format!("k{k}")).await;
+        if k % 10 == 0 {
+            let body = serde_json::json!({"cache": "products", "keys": [format!("w{k}")]});
+            c.api(k % 2)
+                .call(
+                    hyper::Method::POST,
+                    "/v1/invalidate?wait=1s",
+                    Some(body.to_string().into_bytes()),
+                )
+                .await
+                .unwrap();
+        } else {
+            common::publish(&c, k % 2, &format!("k{k}")).await;
+        }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let up = prom.query("sum(up{job=\"hearsay\"})").await;
