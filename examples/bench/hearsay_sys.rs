@@ -94,6 +94,27 @@ fn random_key() -> String {
         .collect()
 }
 
+impl Hearsay {
+    /// Publishes event `k` at `node` with `?wait=5s`: its id and whether
+    /// every replica confirmed, once the answer is back.
+    pub async fn publish_confirmed(&self, node: usize, k: u64) -> Result<(String, bool), String> {
+        let body = serde_json::json!({"cache": "bench", "keys": [format!("key-{k}")]});
+        let (api, in_flight) = &self.apis[node];
+        let _permit = in_flight.acquire().await.map_err(|e| e.to_string())?;
+        let (_, bytes) = api
+            .send(
+                hyper::Method::POST,
+                "/v1/invalidate?wait=5s",
+                Some(body.to_string().into_bytes()),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        let id = doc["id"].as_str().unwrap_or_default().to_owned();
+        Ok((id, doc["confirmed"] == true))
+    }
+}
+
 impl System for Hearsay {
     async fn publish(&self, node: usize, k: u64) -> Result<String, String> {
         let body = serde_json::json!({"cache": "bench", "keys": [format!("key-{k}")]});

@@ -47,7 +47,7 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn apt_install(packages: &[&str]) -> bool {
+pub fn apt_install(packages: &[&str]) -> bool {
     let install = || {
         Command::new("apt-get")
             .args(["install", "-y", "-q", "--no-install-recommends"])

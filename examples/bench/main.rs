@@ -12,6 +12,8 @@
 //! `results.json` and SVG plots.
 
 mod apps;
+mod callgrind;
+mod cpu;
 mod hearsay_sys;
 mod install;
 mod nats_sys;
@@ -48,6 +50,19 @@ enum Cmd {
     /// What Serf runs per user event: posts the payload to a webhook
     #[command(hide = true)]
     SerfHandler { webhook: String },
+    /// Instructions one sidecar spends receiving and delivering events from
+    /// one peer, counted by valgrind's callgrind (repeatable, unlike time)
+    Callgrind {
+        /// Events to send through it
+        #[arg(long, default_value_t = 10_000)]
+        events: u64,
+        /// The hearsay binary (default: built next to this one with cargo)
+        #[arg(long)]
+        hearsay: Option<PathBuf>,
+        /// Do not apt-get install valgrind when missing
+        #[arg(long)]
+        no_install: bool,
+    },
 }
 
 /// A port that was free a moment ago on 127.0.0.1 (for TCP and UDP), for
@@ -66,6 +81,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.cmd {
         Some(Cmd::SerfHandler { webhook }) => serf_sys::handler(&webhook),
+        Some(Cmd::Callgrind {
+            events,
+            hearsay,
+            no_install,
+        }) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(callgrind(events, hearsay, !no_install))),
         Some(Cmd::RedisSubscriber { redis, webhook }) => {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -84,6 +106,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn callgrind(events: u64, hearsay: Option<PathBuf>, install: bool) -> anyhow::Result<()> {
+    let bench = std::env::current_exe()?;
+    let hearsay = match hearsay {
+        Some(p) => p,
+        None => suite::build_hearsay(&bench)?,
+    };
+    let dir = std::env::temp_dir().join(format!("hearsay-callgrind-{}", std::process::id()));
+    let counted = callgrind::count(&hearsay, events, install, &dir).await?;
+    if std::env::var_os("HEARSAY_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    println!(
+        "{} events from one peer: {} instructions, {:.0} per event",
+        counted.events, counted.instructions, counted.instructions_per_event
+    );
+    println!("{}", serde_json::to_string(&counted)?);
+    Ok(())
 }
 
 async fn run(args: suite::Args) -> anyhow::Result<()> {

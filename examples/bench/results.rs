@@ -46,6 +46,24 @@ pub struct RunResult {
     /// other node (1.0 = each peer got each event exactly once).
     pub payload_frames_per_event_per_peer: Option<f64>,
     pub rss_idle_kib: u64,
+    /// hearsay only: a run of publishes that wait for confirmation.
+    pub confirm: Option<ConfirmFigures>,
+    /// CPU per received event at a few rates, and idle.
+    pub cpu: Option<CpuFigures>,
+}
+
+/// Publishes with `?wait=5s`: how long until every replica confirmed, and
+/// the time-to-all of the same events, both from the publish call.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConfirmFigures {
+    pub events: usize,
+    /// Answered without every replica confirmed (202).
+    pub unconfirmed: usize,
+    pub confirm_p50_ms: f64,
+    pub confirm_p99_ms: f64,
+    pub time_to_all_p50_ms: f64,
+    pub time_to_all_p99_ms: f64,
+    pub lost: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,4 +123,23 @@ pub struct Latency {
     /// Sorted time-to-all samples (ms), for the CDF plot.
     #[serde(skip)]
     pub time_to_all: Vec<f64>,
+}
+
+/// CPU per received event (see `cpu`).
+#[derive(Clone, Debug, Serialize)]
+pub struct CpuFigures {
+    /// CPU of one of the system's processes per second, idle (ms).
+    pub idle_ms_per_second: f64,
+    pub steps: Vec<CpuStep>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CpuStep {
+    pub rate: f64,
+    pub events: usize,
+    pub lost: usize,
+    /// The system's processes, per delivery, idle taken off (µs).
+    pub system_us_per_delivery: f64,
+    /// The apps, per delivery (µs; their idle is nothing to speak of).
+    pub apps_us_per_delivery: f64,
 }

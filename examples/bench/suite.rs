@@ -13,7 +13,7 @@ use crate::nats_sys::{self, Nats};
 use crate::procinfo::{cpu_of, rss_kib};
 use crate::redis_sys::{self, Redis};
 use crate::results::Latency;
-use crate::results::{RampStep, Results, RunResult, SystemResults};
+use crate::results::{ConfirmFigures, RampStep, Results, RunResult, SystemResults};
 use crate::serf_sys::Serf;
 use crate::workload::{self, System};
 
@@ -51,6 +51,19 @@ pub struct Args {
     /// Seconds each ramp step publishes for
     #[arg(long, default_value_t = 2.0)]
     pub ramp_seconds: f64,
+    /// Cluster sizes at which CPU per received event is measured
+    #[arg(long, value_delimiter = ',', default_value = "10,50")]
+    pub cpu_nodes: Vec<usize>,
+    /// Publish rates the CPU measurement runs at, each for --cpu-seconds
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    pub cpu_rates: Vec<f64>,
+    /// Seconds of each CPU measurement step
+    #[arg(long, default_value_t = 5.0)]
+    pub cpu_seconds: f64,
+    /// Events published with `?wait=5s` after each hearsay latency run (at
+    /// the same rate), for the confirmation time; 0 leaves it out
+    #[arg(long, default_value_t = 100)]
+    pub confirm_events: u64,
     /// Where to write report.md, results.json and the plots
     #[arg(long, default_value = "docs/bench")]
     pub out: PathBuf,
@@ -106,6 +119,16 @@ pub fn build_hearsay(bench: &Path) -> anyhow::Result<PathBuf> {
 trait UnderTest: System {
     /// All its processes; the first is the one whose RSS is reported.
     fn pids(&self) -> Vec<u32>;
+    /// Publishes event `k` at `node` and waits for every replica's
+    /// confirmation (hearsay's `?wait=`): the id and whether it was
+    /// confirmed. `None`: the system has no such thing.
+    fn publish_confirmed(
+        &self,
+        _node: usize,
+        _k: u64,
+    ) -> impl std::future::Future<Output = Option<Result<(String, bool), String>>> + Send {
+        async { None }
+    }
     /// Event copies sent between nodes so far (hearsay's own metric).
     async fn events_sent(&self) -> Option<f64> {
         None
@@ -119,6 +142,13 @@ impl UnderTest for Hearsay {
     }
     async fn events_sent(&self) -> Option<f64> {
         Some(Hearsay::events_sent(self).await)
+    }
+    fn publish_confirmed(
+        &self,
+        node: usize,
+        k: u64,
+    ) -> impl std::future::Future<Output = Option<Result<(String, bool), String>>> + Send {
+        async move { Some(Hearsay::publish_confirmed(self, node, k).await) }
     }
     async fn stop(self) {
         Hearsay::stop(self).await
@@ -392,19 +422,25 @@ async fn exercise<S: UnderTest>(
     ramp: Option<Vec<f64>>,
     sr: &mut SystemResults,
 ) -> anyhow::Result<RunResult> {
-    let outcome = exercise_with(sys, args, &apps, ramp, sr).await;
+    let sys = Arc::new(sys);
+    let outcome = exercise_with(&sys, args, &apps, ramp, sr).await;
+    // The apps first: a broker gone under its subscribers makes them log
+    // reconnect attempts.
     apps::stop_all(apps).await;
+    match Arc::try_unwrap(sys) {
+        Ok(sys) => sys.stop().await,
+        Err(_) => anyhow::bail!("the system is still in use"),
+    }
     outcome
 }
 
 async fn exercise_with<S: UnderTest>(
-    sys: S,
+    sys: &Arc<S>,
     args: &Args,
     receivers: &[App],
     ramp: Option<Vec<f64>>,
     sr: &mut SystemResults,
 ) -> anyhow::Result<RunResult> {
-    let sys = Arc::new(sys);
     let n = receivers.len();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pids = sys.pids();
@@ -450,8 +486,39 @@ async fn exercise_with<S: UnderTest>(
         }
         _ => None,
     };
+    let confirm = if args.confirm_events > 0 {
+        let first = 100 + args.events;
+        confirm_run(
+            sys,
+            args.rate,
+            first..first + args.confirm_events,
+            receivers,
+        )
+        .await
+    } else {
+        None
+    };
+    let cpu_figures = if args.cpu_nodes.contains(&n) && sr.system != "serf" {
+        let first = 1_000_000;
+        Some(
+            crate::cpu::measure(
+                sys,
+                &pids,
+                receivers,
+                &args.cpu_rates,
+                args.cpu_seconds,
+                first,
+                |k| origin(k, n),
+            )
+            .await,
+        )
+    } else {
+        None
+    };
     let run = RunResult {
         nodes: n,
+        confirm,
+        cpu: cpu_figures,
         cpu_seconds_per_1000_events: round3(cpu * 1000.0 / args.events as f64),
         app_cpu_seconds_per_1000_events: round3(app_cpu * 1000.0 / args.events as f64),
         payload_frames_per_event_per_peer: frames,
@@ -486,10 +553,6 @@ async fn exercise_with<S: UnderTest>(
             }
             sr.max_sustained_rate = Some(rate);
         }
-    }
-    match Arc::try_unwrap(sys) {
-        Ok(sys) => sys.stop().await,
-        Err(_) => anyhow::bail!("the system is still in use"),
     }
     Ok(run)
 }
@@ -563,4 +626,80 @@ fn judge(l: &Latency, rate: f64, achieved: f64) -> Option<String> {
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+/// Publishes `ks` open-loop at `rate` at random nodes, each waiting for its
+/// confirmation: how long each took from the publish call, beside the
+/// time-to-all of the same events (from the publish call too). `None` for
+/// a system without confirmations.
+async fn confirm_run<S: UnderTest>(
+    sys: &Arc<S>,
+    rate: f64,
+    ks: std::ops::Range<u64>,
+    receivers: &[App],
+) -> Option<ConfirmFigures> {
+    let n = receivers.len();
+    let from = workload::cursors(receivers);
+    let start = tokio::time::Instant::now() + Duration::from_millis(20);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, k) in ks.enumerate() {
+        let sys = sys.clone();
+        let at = start + Duration::from_secs_f64(i as f64 / rate);
+        tasks.spawn(async move {
+            tokio::time::sleep_until(at).await;
+            let issued = tokio::time::Instant::now();
+            let node = origin(k, n);
+            let r = sys.publish_confirmed(node, k).await?;
+            Some((r, node, issued, tokio::time::Instant::now()))
+        });
+    }
+    let mut published = workload::Published {
+        pubs: Vec::new(),
+        refused: 0,
+        refusals: Default::default(),
+        late: 0,
+    };
+    let mut times = Vec::new();
+    let mut unconfirmed = 0;
+    while let Some(r) = tasks.join_next().await {
+        let (r, node, issued, answered) = r.ok()??;
+        match r {
+            Ok((id, confirmed)) => {
+                if confirmed {
+                    times.push(answered.duration_since(issued).as_secs_f64() * 1e3);
+                } else {
+                    unconfirmed += 1;
+                }
+                published.pubs.push(workload::Publication {
+                    id,
+                    origin: node,
+                    issued,
+                    accepted: answered,
+                });
+            }
+            Err(why) => {
+                published.refused += 1;
+                *published.refusals.entry(why).or_default() += 1;
+            }
+        }
+    }
+    let got = workload::collect(
+        &published.pubs,
+        receivers,
+        &from,
+        Duration::from_secs(30),
+        Duration::from_secs(5),
+    )
+    .await;
+    let l = workload::measure(&published, &got);
+    times.sort_by(f64::total_cmp);
+    Some(ConfirmFigures {
+        events: published.pubs.len(),
+        unconfirmed,
+        confirm_p50_ms: workload::percentile(&times, 0.5),
+        confirm_p99_ms: workload::percentile(&times, 0.99),
+        time_to_all_p50_ms: l.issued_time_to_all_p50_ms,
+        time_to_all_p99_ms: l.issued_time_to_all_p99_ms,
+        lost: l.lost,
+    })
 }

@@ -57,11 +57,24 @@ impl LocalCluster {
     /// port 0, the shared peers file and key unless the spec says otherwise.
     fn command(&self, i: usize, spec: &NodeSpec, binary: &Path, ready_path: &Path) -> Command {
         let dir = &self.opts.dir;
-        let mut cmd = Command::new(binary);
+        let mut cmd = match spec.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary);
+                // The wrapper is found on PATH and may need it itself.
+                if let Some(path) = std::env::var_os("PATH") {
+                    c.env("PATH", path);
+                }
+                c
+            }
+            None => Command::new(binary),
+        };
         let ip = spec.listen_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let gossip = spec.gossip_addr.unwrap_or(SocketAddr::new(ip, 0));
         let log_level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+        let path = std::env::var_os("PATH").filter(|_| !spec.wrapper.is_empty());
         cmd.env_clear()
+            .envs(path.map(|p| ("PATH", p)))
             .env("RUST_LOG", log_level)
             // The node stops when this process dies, however it dies.
             .env(

@@ -69,6 +69,9 @@ pub struct NodeSpec {
     /// Another `hearsay` binary for this node (an older version, to test a
     /// rolling upgrade); default the cluster's.
     pub binary: Option<PathBuf>,
+    /// A command the node runs under (`valgrind --tool=callgrind`, say):
+    /// the program and its arguments, the binary and its own after them.
+    pub wrapper: Vec<String>,
 }
 
 pub struct NodeProc {
