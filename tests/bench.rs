@@ -48,7 +48,14 @@ fn the_harness_runs_every_system_and_hearsay_loses_nothing() {
         .args(["--nodes", "3", "--events", "40", "--rate", "20"])
         .args(["--ramp-rates", "1000", "--serf-ramp-rates", "10"])
         .args(["--ramp-seconds", "1"])
-        .args(["--cpu-nodes", "3", "--cpu-rates", "100", "--cpu-seconds", "1"])
+        .args([
+            "--cpu-nodes",
+            "3",
+            "--cpu-rates",
+            "100",
+            "--cpu-seconds",
+            "1",
+        ])
         .args(["--confirm-events", "20"])
         .arg("--out")
         .arg(&out)
@@ -91,7 +98,10 @@ fn the_harness_runs_every_system_and_hearsay_loses_nothing() {
         let step = &cpu["steps"][0];
         assert_eq!(step["rate"], 100.0, "{cpu}");
         assert_eq!(step["lost"], 0, "{cpu}");
-        assert!(step["system_us_per_delivery"].as_f64().unwrap() > 0.0, "{cpu}");
+        assert!(
+            step["system_us_per_delivery"].as_f64().unwrap() > 0.0,
+            "{cpu}"
+        );
         assert!(hearsay["rss_idle_kib"].as_u64().unwrap() > 0);
         let step = &hearsay["ramp"][0];
         assert_eq!(step["lost"], 0, "{name}: {step}");
@@ -112,7 +122,10 @@ fn the_harness_runs_every_system_and_hearsay_loses_nothing() {
     assert_eq!(confirm["events"], 20, "{confirm}");
     assert_eq!(confirm["unconfirmed"], 0, "{confirm}");
     assert_eq!(confirm["lost"], 0, "{confirm}");
-    assert!(confirm["confirm_p50_ms"].as_f64().unwrap() > 0.0, "{confirm}");
+    assert!(
+        confirm["confirm_p50_ms"].as_f64().unwrap() > 0.0,
+        "{confirm}"
+    );
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("## CPU per received event"), "{report}");
     assert!(report.contains("## Confirmation (hearsay"), "{report}");

@@ -143,12 +143,12 @@ impl UnderTest for Hearsay {
     async fn events_sent(&self) -> Option<f64> {
         Some(Hearsay::events_sent(self).await)
     }
-    fn publish_confirmed(
+    async fn publish_confirmed(
         &self,
         node: usize,
         k: u64,
-    ) -> impl std::future::Future<Output = Option<Result<(String, bool), String>>> + Send {
-        async move { Some(Hearsay::publish_confirmed(self, node, k).await) }
+    ) -> Option<Result<(String, bool), String>> {
+        Some(Hearsay::publish_confirmed(self, node, k).await)
     }
     async fn stop(self) {
         Hearsay::stop(self).await
@@ -530,7 +530,7 @@ async fn exercise_with<S: UnderTest>(
         sr.rss_idle_kib = rss_idle_kib;
         let mut next = 100 + args.events;
         for rate in rates {
-            let mut step = ramp_step(&sys, rate, args.ramp_seconds, next, receivers).await;
+            let mut step = ramp_step(sys, rate, args.ramp_seconds, next, receivers).await;
             next += step.latency.events as u64 + step.latency.refused;
             step.rss_peak_kib = rss_kib(pids[0]).1;
             eprintln!(
