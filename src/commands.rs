@@ -56,6 +56,10 @@ pub enum Command {
         wait: Wait,
         reply: PublishReply,
     },
+    /// A scrape: copy the core's and the queues' counts into the metrics.
+    SyncMetrics {
+        reply: oneshot::Sender<()>,
+    },
     /// A tracked event's confirmation as it stands.
     Confirmation {
         id: EventId,

@@ -85,8 +85,18 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// The async runtime for everything but the simulator: two worker threads
-/// are plenty for a sidecar and keep its footprint small.
+/// The sidecar's runtime: one thread. Its work per event is small and
+/// sequential (one owner task holds the protocol), so a second worker
+/// mostly added wake-ups across threads: a futex and an epoll round per
+/// hand-off, several per event. The blocking pool (file and DNS lookups)
+/// still has its own threads.
+pub fn sidecar_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// The async runtime for the demo and the receiver: two worker threads.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

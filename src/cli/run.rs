@@ -25,7 +25,7 @@ pub fn run(args: &RunArgs) -> Result<(), super::Failure> {
     for w in &settings.warnings {
         tracing::warn!("{w}");
     }
-    let rt = super::runtime().map_err(|e| super::Failure::Runtime(e.into()))?;
+    let rt = super::sidecar_runtime().map_err(|e| super::Failure::Runtime(e.into()))?;
     rt.block_on(crate::sidecar::run(settings))
         .map_err(super::Failure::Runtime)
 }

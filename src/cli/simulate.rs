@@ -48,7 +48,7 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 2_000)]
     pub downtime_ms: u64,
     /// Up to this many peers the origin pushes directly; above, the tree.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 64)]
     pub direct_max_peers: usize,
     /// Overlay links each node opens.
     #[arg(long, default_value_t = 5)]

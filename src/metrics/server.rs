@@ -33,10 +33,15 @@ impl Readiness {
     }
 }
 
+/// Asks the owner to copy its counts into the metrics, and waits for it
+/// (briefly: a stopping owner does not hold a scrape up).
+pub type Sync = tokio::sync::mpsc::Sender<crate::commands::Command>;
+
 pub async fn handle(
     req: Request<Incoming>,
     metrics: Arc<Metrics>,
     ready: Arc<Readiness>,
+    sync: Sync,
 ) -> Response<Body> {
     if req.method() != Method::GET {
         return http::error(
@@ -47,6 +52,15 @@ pub async fn handle(
     }
     match req.uri().path() {
         "/metrics" => {
+            // The owner copies its counts at a scrape rather than on a
+            // timer: an idle sidecar then wakes only for its own work.
+            let (reply, synced) = tokio::sync::oneshot::channel();
+            let asked = sync
+                .send(crate::commands::Command::SyncMetrics { reply })
+                .await;
+            if asked.is_ok() {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), synced).await;
+            }
             metrics.membership.ready.set(i64::from(ready.is_ready()));
             let mut resp = http::text(StatusCode::OK, metrics.render());
             resp.headers_mut().insert(

@@ -206,7 +206,7 @@ declare! {
     PUBLISH_RATE = Setting::new("publish_rate", count(1, U32), "Local publishes per second").default("50000");
     PUBLISH_BURST = Setting::new("publish_burst", count(1, U32), "Publishes allowed at once above the rate")
         .otherwise("a fifth of the publish rate");
-    DIRECT_PUSH_MAX_PEERS = Setting::new("direct_push_max_peers", count(0, 100_000), "Up to this many peers events are pushed directly; above, the tree").default("32");
+    DIRECT_PUSH_MAX_PEERS = Setting::new("direct_push_max_peers", count(0, 100_000), "Up to this many peers events are pushed directly; above, the tree").default("64");
     ANTI_ENTROPY_INTERVAL = Setting::new("anti_entropy_interval", duration(ms(1)), "Anti-entropy period")
         .default("1s").was_millis("anti_entropy_interval_ms");
     RETENTION = Setting::new("retention", duration(ms(1)), "How long events are kept for repairs")

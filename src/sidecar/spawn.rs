@@ -264,10 +264,10 @@ pub(super) fn spawn_servers(
         stop.clone(),
         settings.shutdown_grace,
     ));
-    let (m, r) = (w.metrics.clone(), readiness.clone());
+    let (m, r, sync) = (w.metrics.clone(), readiness.clone(), w.cmd_tx.clone());
     let metrics = tokio::spawn(http::serve(
         metrics_listener,
-        move |req| metrics_server::handle(req, m.clone(), r.clone()),
+        move |req| metrics_server::handle(req, m.clone(), r.clone(), sync.clone()),
         ServerLimits {
             max_connections: 64,
             ..ServerLimits::default()

@@ -33,6 +33,8 @@ use crate::metrics::{ConnOutcome, Direction, Metrics};
 /// How long a frame from a peer this node has not discovered yet waits for
 /// discovery to catch up (both sides start at about the same time).
 const DISCOVERY_LAG: Duration = Duration::from_secs(2);
+/// Bytes read from a gossip connection at once: a few frames of one event.
+const READ_BUFFER: usize = 8 * 1024;
 
 /// How long an admitted connection may take to send its first authentic
 /// frame. A sender writes as soon as it connects, so an honest peer needs
@@ -216,8 +218,10 @@ async fn read_connection(
     deadline: tokio::time::Instant,
 ) {
     let mut pinned: Option<PeerId> = None;
+    // Buffered: a frame's header, body and tag come in one read, not three.
+    let mut stream = tokio::io::BufReader::with_capacity(READ_BUFFER, stream);
     loop {
-        let Some(frame) = next_frame(stream, remote, ctx, ticket, deadline).await else {
+        let Some(frame) = next_frame(&mut stream, remote, ctx, ticket, deadline).await else {
             return;
         };
         let h = frame.header;
@@ -265,8 +269,8 @@ async fn read_connection(
 /// The next authentic frame, or `None` when the connection is done: closed,
 /// idle, past its handshake deadline, or sending something that fails to
 /// decode or authenticate (rejected and counted).
-async fn next_frame(
-    stream: &mut TcpStream,
+async fn next_frame<R: tokio::io::AsyncRead + Unpin>(
+    stream: &mut R,
     remote: SocketAddr,
     ctx: &ListenerCtx,
     ticket: &Ticket,

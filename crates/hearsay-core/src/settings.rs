@@ -78,7 +78,7 @@ impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
             limits: Limits::default(),
-            direct_push_max_peers: 32,
+            direct_push_max_peers: 64,
             view_min: 5,
             view_max: 16,
             lazy_flush_interval: Duration::from_millis(20),

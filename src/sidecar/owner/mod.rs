@@ -31,9 +31,6 @@ mod report;
 use confirm::{Aftermath, Confirmations};
 pub use outlet::{Outlet, OutletKind};
 
-/// How often the core's counters are copied into the metrics.
-const METRICS_EVERY: Duration = Duration::from_millis(250);
-
 pub struct Owner {
     pub node: Node,
     /// Where events leave for the app: the webhook, the streams, or both
@@ -266,6 +263,10 @@ impl Owner {
                 let r = self.publish_with(wait, |n, now, fx| n.delete_config(now, key, fx));
                 let _ = reply.send(r);
             }
+            Command::SyncMetrics { reply } => {
+                self.sync_metrics();
+                let _ = reply.send(());
+            }
             Command::Confirmation { id, reply } => {
                 let _ = reply.send(self.confirmation(id));
             }
@@ -351,7 +352,6 @@ pub async fn run(
     grace: Duration,
 ) {
     owner.start();
-    let mut metrics_tick = tokio::time::interval(METRICS_EVERY);
     let far = || Instant::now() + Duration::from_secs(3600);
     loop {
         let next = owner.next_timer().unwrap_or_else(far);
@@ -364,7 +364,6 @@ pub async fn run(
                 owner.on_membership(m);
             }
             _ = sleep_until(next) => owner.fire_due_timers(),
-            _ = metrics_tick.tick() => owner.sync_metrics(),
         }
     }
     tracing::info!(pending = owner.pending(), "shutting down: draining");
