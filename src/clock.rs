@@ -47,3 +47,20 @@ pub fn rfc3339(t: Time) -> String {
     let st = UNIX_EPOCH + std::time::Duration::from_micros(t.as_micros());
     humantime::format_rfc3339_micros(st).to_string()
 }
+
+/// A tick every `period` on one schedule shared by the whole process, so
+/// that the sidecar's periodic checks (the key files, the peers file) fall
+/// on the same instants and wake it once, not once each.
+pub fn shared_ticks(period: std::time::Duration) -> tokio::time::Interval {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    let elapsed = base.elapsed().as_nanos();
+    let step = period.as_nanos().max(1);
+    let next = base
+        + std::time::Duration::from_nanos(
+            u64::try_from((elapsed / step + 1) * step).unwrap_or(u64::MAX),
+        );
+    let mut ticks = tokio::time::interval_at(next, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    ticks
+}

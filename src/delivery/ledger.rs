@@ -160,10 +160,12 @@ impl Ledger {
         for m in batch {
             match m {
                 AppMessage::Event(e) => {
-                    self.settle_id(outlet, e.id, Outcome::Acknowledged, out);
+                    // Older writes of its key first, while its own entry
+                    // still says where it stands.
                     if let Some((key, _)) = e.body.config_version() {
                         self.settle_older_config(outlet, key, e.id, out);
                     }
+                    self.settle_id(outlet, e.id, Outcome::Acknowledged, out);
                 }
                 AppMessage::Merged { ids, .. } => {
                     for id in ids {
@@ -404,13 +406,14 @@ mod tests {
             "config is never flushed; seq 5 came after"
         );
         out.clear();
-        l.acknowledged(
-            0,
-            &[AppMessage::Event(config(6, "color"))],
-            l.mark(),
-            &mut out,
+        let newer = config(6, "color");
+        l.delivered(&newer);
+        l.acknowledged(0, &[AppMessage::Event(newer)], l.mark(), &mut out);
+        assert_eq!(
+            seqs(&out, Outcome::Acknowledged),
+            [4, 6],
+            "4 was superseded by 6"
         );
-        assert_eq!(seqs(&out, Outcome::Acknowledged), [4], "superseded by 6");
     }
 
     #[test]

@@ -98,6 +98,7 @@ pub async fn run(
         file_stamp: None,
     };
     let mut ticks = 0u32;
+    let mut poll = crate::clock::shared_ticks(POLL);
     loop {
         let changed_list = state.reread_file() || ticks == 0;
         if changed_list || ticks.is_multiple_of(RESOLVE_EVERY) {
@@ -106,7 +107,7 @@ pub async fn run(
         }
         ticks = ticks.wrapping_add(1);
         tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
+            _ = poll.tick() => {}
             _ = crate::shutdown::requested(&mut shutdown) => return,
         }
     }

@@ -36,9 +36,10 @@ pub async fn run(
         .chain(secondary.clone())
         .collect();
     let mut last = snapshot(&files);
+    let mut ticks = crate::clock::shared_ticks(RELOAD_EVERY);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(RELOAD_EVERY) => {}
+            _ = ticks.tick() => {}
             _ = crate::shutdown::requested(&mut shutdown) => return,
         }
         let now = snapshot(&files);

@@ -14,9 +14,22 @@ use super::time::Time;
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Origin(pub u64);
 
+/// `v` as 16 lower-case hex digits. Ids are printed for every event
+/// delivered; `{:016x}` goes through the formatter's padding machinery,
+/// several times the work of this.
+fn hex16(v: u64, out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in out.iter_mut().take(16).enumerate() {
+        *b = DIGITS[((v >> (60 - 4 * i)) & 0xf) as usize];
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        let mut b = [0u8; 16];
+        hex16(self.0, &mut b);
+        // UNWRAP: hex digits are ASCII.
+        f.write_str(std::str::from_utf8(&b).unwrap_or_default())
     }
 }
 
@@ -32,7 +45,12 @@ pub struct EventId {
 
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}{:016x}", self.origin.0, self.seq)
+        let mut b = [0u8; 32];
+        let (origin, seq) = b.split_at_mut(16);
+        hex16(self.origin.0, origin);
+        hex16(self.seq, seq);
+        // UNWRAP: hex digits are ASCII.
+        f.write_str(std::str::from_utf8(&b).unwrap_or_default())
     }
 }
 
@@ -348,6 +366,8 @@ mod tests {
         };
         let s = id.to_string();
         assert_eq!(s, "deadbeef01234567000000000000002a");
+        assert_eq!(Origin(1).to_string(), "0000000000000001");
+        assert_eq!(Origin(u64::MAX).to_string(), "ffffffffffffffff");
         assert_eq!(s.parse::<EventId>(), Ok(id));
         assert_eq!("xyz".parse::<EventId>(), Err(BadEventId));
         assert_eq!(
