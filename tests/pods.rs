@@ -224,7 +224,7 @@ async fn a_rolling_update_delivers_or_flushes_every_invalidation() {
                     let out = r.exec(p, "hearsay", &argv).await;
                     let text = String::from_utf8_lossy(&out.stdout).into_owned();
                     if let Some(id) = text.trim().strip_prefix("published ") {
-                        published.push((id.to_owned(), targets));
+                        published.push((id.to_owned(), p.clone(), targets));
                     }
                 }
                 n += 1;
@@ -254,22 +254,47 @@ async fn a_rolling_update_delivers_or_flushes_every_invalidation() {
     // sidecar exited (clean exits are checked below), or its cache is gone.
     let live = names(&after);
     let mut checked = 0;
-    common::eventually(
-        WAIT,
-        "every live target has each event or a flush",
-        || async {
-            published.iter().all(|(id, targets)| {
-                targets.iter().filter(|t| live.contains(&t.name)).all(|t| {
-                    let got = received(&r, t);
-                    got.iter().any(|(i, _)| i == id)
-                        || got.iter().any(|(_, k)| k == "dev.hearsay.flush")
-                })
-            })
-        },
-    )
-    .await;
+    let missing = |published: &[(String, Arc<Pod>, Vec<Arc<Pod>>)]| {
+        let mut out = Vec::new();
+        for (id, from, targets) in published {
+            for t in targets.iter().filter(|t| live.contains(&t.name)) {
+                let got = received(&r, t);
+                if !got.iter().any(|(i, k)| i == id || k == "dev.hearsay.flush") {
+                    out.push((id.clone(), from.clone(), t.clone()));
+                }
+            }
+        }
+        out
+    };
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let lacking = missing(&published);
+        if lacking.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let mut logs = String::new();
+            let mut shown = BTreeSet::new();
+            for (_, from, to) in &lacking {
+                for p in [from, to] {
+                    if shown.insert(p.name.clone()) {
+                        logs += &format!("--- {} sidecar\n{}\n", p.name, r.logs(p, "hearsay"));
+                    }
+                }
+            }
+            let lacking: Vec<_> = lacking
+                .iter()
+                .map(|(id, from, to)| (id, &from.name, &to.name))
+                .collect();
+            panic!(
+                "not within {WAIT:?}: every live target has each event or a flush; \
+                 (event, publisher, target) lacking: {lacking:?}\n{logs}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut flushed_only = 0;
-    for (id, targets) in &published {
+    for (id, _, targets) in &published {
         for t in targets.iter().filter(|t| live.contains(&t.name)) {
             checked += 1;
             flushed_only += usize::from(!received(&r, t).iter().any(|(i, _)| i == id));

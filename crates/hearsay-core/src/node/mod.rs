@@ -432,6 +432,7 @@ impl Node {
         update: &MembershipUpdate,
         rt: &mut R,
     ) {
+        let had_peers = self.members.ids().iter().any(|p| *p != self.me);
         self.members = update.members.clone();
         self.confirm_departed(now, &update.left, rt);
         for p in &update.left {
@@ -442,6 +443,9 @@ impl Node {
         }
         for p in &update.joined {
             self.records.unretire_member(*p);
+        }
+        if had_peers {
+            self.sync_with_joined(&update.joined);
         }
         self.ensure_view();
         self.finish(now, rt);

@@ -19,6 +19,9 @@ use crate::records::MAX_SEQ;
 use crate::runtime::{FlushReason, Runtime, Timer};
 use crate::time::Time;
 
+/// Joined peers sent a digest at once, per membership update.
+const MAX_JOIN_SYNCS: usize = 8;
+
 /// One digest's answer as it is put together.
 struct RepairAnswer {
     /// The asker.
@@ -44,6 +47,21 @@ impl Node {
             self.send_digest(peer, true);
         }
         self.schedule_sync(now, rt);
+    }
+
+    /// A peer this node has just learned of may have started before this
+    /// node knew it, and missed what was published here (or reached here)
+    /// in between: one digest now, rather than at a random later round,
+    /// starts the exchange that brings it up to date (events within the
+    /// repair grace follow at the next round, or as a gap). Bounded per
+    /// update, so a big discovery change costs no burst; the rest wait for
+    /// the periodic rounds.
+    pub(super) fn sync_with_joined(&mut self, joined: &[PeerId]) {
+        let me = self.me;
+        for p in joined.iter().filter(|p| **p != me).take(MAX_JOIN_SYNCS) {
+            self.stats.anti_entropy_rounds += 1;
+            self.send_digest(*p, true);
+        }
     }
 
     fn send_digest(&mut self, to: PeerId, reply_wanted: bool) {

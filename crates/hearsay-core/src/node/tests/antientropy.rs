@@ -17,7 +17,7 @@ fn an_event_missed_behind_a_cut_link_is_repaired_by_anti_entropy() {
 }
 
 #[test]
-fn a_late_joiner_gets_the_whole_config_in_one_anti_entropy_round() {
+fn a_late_joiner_gets_the_whole_config_as_soon_as_the_others_learn_of_it() {
     let mut c = Cluster::new(3, config());
     c.set_config(0, "color", "blue");
     c.set_config(1, "size", "xl");
@@ -39,13 +39,11 @@ fn a_late_joiner_gets_the_whole_config_in_one_anti_entropy_round() {
         ]
     );
     c.advance(Duration::from_secs(2));
-    let late = c.join(config());
+    let late = c.join_seen_by(config(), &[]);
     assert!(c.config_of(late).is_empty());
-    // Exactly one round started by the joiner.
-    let mut fx = Vec::new();
-    c.nodes[late].timer(c.now, Timer::SyncWithRandomPeer, &mut fx);
-    c.collect(late, fx);
-    c.run();
+    // No periodic round: node 0's discovery lists the joiner, and its
+    // digest starts the exchange.
+    c.tell_all_members(0);
     assert_eq!(c.config_of(late), expected);
     let got: Vec<String> = c.delivered[late]
         .iter()
@@ -55,23 +53,22 @@ fn a_late_joiner_gets_the_whole_config_in_one_anti_entropy_round() {
 }
 
 #[test]
-fn a_round_started_by_an_old_node_also_brings_a_late_joiner_up_to_date() {
-    let mut c = Cluster::new(2, config());
-    c.set_config(0, "color", "blue");
-    let late = c.join(config());
-    // The old node's digest reaches the joiner, which asks back.
-    let mut fx = Vec::new();
-    c.nodes[0].timer(c.now, Timer::SyncWithRandomPeer, &mut fx);
-    let targets: Vec<PeerId> = sends(&fx).iter().map(|(p, _)| *p).collect();
-    c.collect(0, fx);
-    c.run();
-    if targets.contains(&PeerId(late as u64)) {
-        assert_eq!(c.config_of(late), c.config_of(0));
-    } else {
-        // Node 0 picked node 1: then the joiner's own round does it.
-        c.advance(Duration::from_secs(2));
-        assert_eq!(c.config_of(late), c.config_of(0));
-    }
+fn an_event_published_before_its_origin_knew_a_joiner_reaches_it_when_it_does() {
+    let cfg = NodeConfig {
+        anti_entropy_interval: Duration::from_secs(60),
+        ..config()
+    };
+    let mut c = Cluster::new(2, cfg.clone());
+    // The joiner's discovery and node 1's list it; node 0's does not yet.
+    let late = c.join_seen_by(cfg, &[1]);
+    let id = c.publish(0, "k");
+    assert_eq!(c.count(1, id), 1);
+    assert_eq!(c.count(late, id), 0, "node 0 did not know the joiner");
+    c.advance(Duration::from_millis(300));
+    assert_eq!(c.count(late, id), 0, "no periodic round came");
+    c.tell_all_members(0);
+    assert_eq!(c.count(late, id), 1);
+    assert!(c.flushes[late].is_empty(), "{:?}", c.flushes[late]);
 }
 
 #[test]

@@ -152,6 +152,13 @@ impl Cluster {
 
     /// Adds a node started now, and tells everyone.
     fn join(&mut self, cfg: NodeConfig) -> usize {
+        let everyone: Vec<usize> = (0..self.nodes.len()).collect();
+        self.join_seen_by(cfg, &everyone)
+    }
+
+    /// Adds a node started now that knows everyone, and tells only the
+    /// nodes in `seen_by` (the others' discovery has not seen it yet).
+    fn join_seen_by(&mut self, cfg: NodeConfig, seen_by: &[usize]) -> usize {
         let i = self.nodes.len();
         self.nodes.push(node_at(i as u64, cfg, self.now));
         self.delivered.push(Vec::new());
@@ -160,17 +167,27 @@ impl Cluster {
         self.incarnation.push(0);
         self.apps.push(Some(Outcome::Acknowledged));
         self.confirmed.push(Vec::new());
-        let ids: Vec<u64> = (0..=i as u64).collect();
-        for j in 0..=i {
-            let mut fx = Vec::new();
-            self.nodes[j].apply_membership(self.now, &members(&ids), &mut fx);
+        for j in seen_by.iter().copied().chain([i]) {
+            self.tell_all_members(j);
             if j == i {
+                let mut fx = Vec::new();
                 self.nodes[j].start(self.now, &mut fx);
+                self.collect(j, fx);
             }
-            self.collect(j, fx);
         }
         self.run();
         i
+    }
+
+    /// Node `j`'s discovery now lists every node.
+    fn tell_all_members(&mut self, j: usize) {
+        let ids = (0..self.nodes.len() as u64).map(PeerId);
+        let update =
+            MembershipUpdate::between(self.nodes[j].members(), Arc::new(PeerSet::from_ids(ids)));
+        let mut fx = Vec::new();
+        self.nodes[j].apply_membership(self.now, &update, &mut fx);
+        self.collect(j, fx);
+        self.run();
     }
 
     /// Node `i` restarts: a new process (a new origin, an empty state) for
