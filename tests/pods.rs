@@ -94,6 +94,9 @@ fn received(r: &PodRunner, pod: &Pod) -> Vec<(String, String)> {
         .collect()
 }
 
+/// An event id, the pod it was published at, and the pods ready then.
+type Published = (String, Arc<Pod>, Vec<Arc<Pod>>);
+
 fn names(pods: &[Arc<Pod>]) -> BTreeSet<String> {
     pods.iter().map(|p| p.name.clone()).collect()
 }
@@ -254,7 +257,7 @@ async fn a_rolling_update_delivers_or_flushes_every_invalidation() {
     // sidecar exited (clean exits are checked below), or its cache is gone.
     let live = names(&after);
     let mut checked = 0;
-    let missing = |published: &[(String, Arc<Pod>, Vec<Arc<Pod>>)]| {
+    let missing = |published: &[Published]| {
         let mut out = Vec::new();
         for (id, from, targets) in published {
             for t in targets.iter().filter(|t| live.contains(&t.name)) {
