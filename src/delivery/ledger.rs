@@ -18,8 +18,10 @@
 //! past `max` entries the oldest is dropped (its origin sees the replica
 //! pending), counted.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::delivery::queue::AppMessage;
 use crate::gossip::confirm::Outcome;
@@ -81,7 +83,7 @@ impl Ledger {
             all: u8::MAX >> (8 - outlets),
             entries: VecDeque::new(),
             first: 0,
-            by_id: HashMap::new(),
+            by_id: HashMap::default(),
             max: max.max(1),
             dropped: 0,
         }

@@ -26,7 +26,7 @@
 //! seq near `u64::MAX` would otherwise make every later frame of that
 //! sender look replayed.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -118,7 +118,7 @@ pub struct FrameStamp {
 impl ReplayGuard {
     pub fn new(max_age: Duration, max_windows: usize, started_ms: u64) -> ReplayGuard {
         ReplayGuard {
-            windows: Mutex::new(HashMap::new()),
+            windows: Mutex::new(HashMap::default()),
             max_age_ms: max_age.as_millis() as u64,
             max_windows,
             started_ms,
