@@ -68,6 +68,7 @@ fn the_harness_runs_every_system_and_hearsay_loses_nothing() {
         "results.json",
         "latency-cdf-n3.svg",
         "time-to-all.svg",
+        "cpu-per-event.svg",
     ] {
         let len = std::fs::metadata(out.join(file))
             .unwrap_or_else(|e| panic!("{file}: {e}"))
@@ -139,5 +140,29 @@ fn the_harness_runs_every_system_and_hearsay_loses_nothing() {
     ] {
         assert!(report.contains(&format!("| {name} | 3 |")), "{report}");
     }
+
+    // `bench report` draws the same report and plots from results.json.
+    let cdf = std::fs::read(out.join("latency-cdf-n3.svg")).unwrap();
+    for file in ["report.md", "latency-cdf-n3.svg", "cpu-per-event.svg"] {
+        std::fs::remove_file(out.join(file)).unwrap();
+    }
+    let status = Command::new(bench_binary())
+        .arg("report")
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("run bench report");
+    assert!(status.success(), "bench report exited with {status}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.md")).unwrap(),
+        report,
+        "the report drawn again from results.json"
+    );
+    assert_eq!(
+        std::fs::read(out.join("latency-cdf-n3.svg")).unwrap(),
+        cdf,
+        "the CDF drawn again from results.json's samples"
+    );
+    assert!(out.join("cpu-per-event.svg").exists());
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -63,6 +63,12 @@ enum Cmd {
         #[arg(long)]
         no_install: bool,
     },
+    /// Writes report.md and the plots again from a run's results.json
+    Report {
+        /// The directory holding results.json
+        #[arg(long, default_value = "docs/bench")]
+        out: PathBuf,
+    },
 }
 
 /// A port that was free a moment ago on 127.0.0.1 (for TCP and UDP), for
@@ -88,6 +94,7 @@ fn main() -> ExitCode {
         }) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(callgrind(events, hearsay, !no_install))),
+        Some(Cmd::Report { out }) => rerender(&out),
         Some(Cmd::RedisSubscriber { redis, webhook }) => {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -144,8 +151,22 @@ async fn run(args: suite::Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&out)?;
     let json = serde_json::to_string_pretty(&results)?;
     std::fs::write(out.join("results.json"), json + "\n")?;
+    write_report(&results, &out)
+}
+
+/// `bench report`: report.md and the plots from a results.json.
+fn rerender(out: &std::path::Path) -> anyhow::Result<()> {
+    let path = out.join("results.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let results: results::Results = serde_json::from_str(&text)?;
+    write_report(&results, out)
+}
+
+/// Writes report.md and the plots into `out` and prints the report.
+fn write_report(results: &results::Results, out: &std::path::Path) -> anyhow::Result<()> {
     // Plots of earlier runs with other N would be stale.
-    for old in std::fs::read_dir(&out)?.flatten() {
+    for old in std::fs::read_dir(out)?.flatten() {
         let name = old.file_name().to_string_lossy().into_owned();
         if name.starts_with("latency-cdf") && name.ends_with(".svg") {
             std::fs::remove_file(old.path())?;
@@ -154,12 +175,16 @@ async fn run(args: suite::Args) -> anyhow::Result<()> {
     let mut plots = Vec::new();
     for n in results.node_counts() {
         let name = format!("latency-cdf-n{n}.svg");
-        plot::latency_cdf(&results, n, &out.join(&name))?;
+        plot::latency_cdf(results, n, &out.join(&name))?;
         plots.push(name);
     }
-    plot::time_to_all_vs_n(&results, &out.join("time-to-all.svg"))?;
+    plot::time_to_all_vs_n(results, &out.join("time-to-all.svg"))?;
     plots.push("time-to-all.svg".into());
-    let md = report::markdown(&results);
+    if results.has_cpu() {
+        plot::cpu_per_event(results, &out.join("cpu-per-event.svg"))?;
+        plots.push("cpu-per-event.svg".into());
+    }
+    let md = report::markdown(results);
     std::fs::write(out.join("report.md"), &md)?;
     println!("{md}");
     eprintln!(

@@ -259,7 +259,7 @@ pub fn markdown(r: &Results) -> String {
     let cpu: Vec<(&str, usize, &crate::results::CpuFigures)> = r
         .systems
         .iter()
-        .flat_map(|x| x.runs.iter().map(move |run| (x.system, run)))
+        .flat_map(|x| x.runs.iter().map(move |run| (x.system.as_str(), run)))
         .filter_map(|(sys, run)| run.cpu.as_ref().map(|c| (sys, run.nodes, c)))
         .collect();
     if let Some((_, _, first)) = cpu.first() {
@@ -385,6 +385,9 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(s, "\n![time-to-all CDF at N = {n}](latency-cdf-n{n}.svg)");
     }
     let _ = writeln!(s, "\n![time-to-all vs N](time-to-all.svg)");
+    if r.has_cpu() {
+        let _ = writeln!(s, "\n![CPU per received event](cpu-per-event.svg)");
+    }
     let _ = writeln!(s, "\n## How each system is run\n");
     for line in METHOD {
         let _ = writeln!(s, "- {line}");
@@ -419,8 +422,8 @@ mod tests {
             rss_idle_kib: 0,
         };
         SystemResults {
-            system: name,
-            process: "one",
+            system: name.to_owned(),
+            process: "one".to_owned(),
             runs: vec![run(10), run(50)],
             ramp: Vec::new(),
             max_sustained_rate: Some(25_000.0),

@@ -1,8 +1,14 @@
 //! What one run of the harness found, as written to `results.json`.
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
-#[derive(Debug, Serialize)]
+/// A time read back from `results.json`, where one with no samples (NaN)
+/// was written as `null`.
+fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Option::<f64>::deserialize(d).map(|v| v.unwrap_or(f64::NAN))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Results {
     /// UTC, when the run started.
     pub date: String,
@@ -16,11 +22,11 @@ pub struct Results {
     pub notes: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct SystemResults {
-    pub system: &'static str,
+    pub system: String,
     /// What "one process" means for the RSS figures.
-    pub process: &'static str,
+    pub process: String,
     pub runs: Vec<RunResult>,
     /// The N = 3 rate ramp, at one node.
     pub ramp: Vec<RampStep>,
@@ -32,7 +38,7 @@ pub struct SystemResults {
     pub rss_peak_kib: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct RunResult {
     pub nodes: usize,
     #[serde(flatten)]
@@ -54,19 +60,23 @@ pub struct RunResult {
 
 /// Publishes with `?wait=5s`: how long until every replica confirmed, and
 /// the time-to-all of the same events, both from the publish call.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ConfirmFigures {
     pub events: usize,
     /// Answered without every replica confirmed (202).
     pub unconfirmed: usize,
+    #[serde(deserialize_with = "nan_if_null")]
     pub confirm_p50_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub confirm_p99_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub time_to_all_p50_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub time_to_all_p99_ms: f64,
     pub lost: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct RampStep {
     pub rate: f64,
     /// Events accepted per second, first publish to last acceptance.
@@ -93,6 +103,15 @@ impl Results {
     }
 }
 
+impl Results {
+    /// Whether any run measured CPU per received event.
+    pub fn has_cpu(&self) -> bool {
+        self.systems
+            .iter()
+            .any(|s| s.runs.iter().any(|r| r.cpu.is_some()))
+    }
+}
+
 impl SystemResults {
     pub fn run(&self, nodes: usize) -> Option<&RunResult> {
         self.runs.iter().find(|r| r.nodes == nodes)
@@ -100,7 +119,7 @@ impl SystemResults {
 }
 
 /// What one latency run or ramp step measured.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Latency {
     pub events: usize,
     pub refused: u64,
@@ -111,29 +130,36 @@ pub struct Latency {
     pub lost: usize,
     pub duplicated: usize,
     /// Accepted → the last other receiver has it.
+    #[serde(deserialize_with = "nan_if_null")]
     pub time_to_all_p50_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub time_to_all_p99_ms: f64,
     /// Accepted → one receiver has it.
+    #[serde(deserialize_with = "nan_if_null")]
     pub delivery_p50_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub delivery_p99_ms: f64,
     /// The same, counted from the moment the publish call was issued
     /// (includes the publish round trip).
+    #[serde(deserialize_with = "nan_if_null")]
     pub issued_time_to_all_p50_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub issued_time_to_all_p99_ms: f64,
-    /// Sorted time-to-all samples (ms), for the CDF plot.
-    #[serde(skip)]
+    /// Sorted time-to-all samples (ms), for the CDF plot (kept in
+    /// `results.json` so `bench report` can draw it again).
+    #[serde(default)]
     pub time_to_all: Vec<f64>,
 }
 
 /// CPU per received event (see `cpu`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CpuFigures {
     /// CPU of one of the system's processes per second, idle (ms).
     pub idle_ms_per_second: f64,
     pub steps: Vec<CpuStep>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CpuStep {
     pub rate: f64,
     pub events: usize,

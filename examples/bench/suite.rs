@@ -270,8 +270,8 @@ pub async fn run_all(
         .iter()
         .filter(|(s, _)| available.contains(s) && args.systems.iter().any(|c| c == s))
         .map(|(s, process)| SystemResults {
-            system: s,
-            process,
+            system: s.to_string(),
+            process: process.to_string(),
             runs: Vec::new(),
             ramp: Vec::new(),
             max_sustained_rate: None,
@@ -286,7 +286,7 @@ pub async fn run_all(
     for &n in &nodes {
         for sr in &mut systems {
             eprintln!("{} at N = {n}", sr.system);
-            let ramp = (n == nodes[0]).then(|| match sr.system {
+            let ramp = (n == nodes[0]).then(|| match sr.system.as_str() {
                 "serf" => args.serf_ramp_rates.clone(),
                 _ => args.ramp_rates.clone(),
             });
@@ -369,7 +369,7 @@ async fn one(
     ramp: Option<Vec<f64>>,
 ) -> anyhow::Result<RunResult> {
     let (args, n) = (c.args, c.n);
-    match sr.system {
+    match sr.system.as_str() {
         "hearsay" => {
             let apps = c.webhook_apps().await?;
             let sys = c.hearsay(&urls(&apps), &[]).await?;
