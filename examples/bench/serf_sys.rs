@@ -54,7 +54,10 @@ impl Serf {
                 .args(["-log-level", "warn"])
                 .args(["-event-handler", &handler]);
             if let Some(first) = &first_bind {
-                cmd.args(["-join", first.as_str()]);
+                // Retried (each second) rather than tried once: at N = 50
+                // on 2 busy cores a first join can time out.
+                cmd.args(["-retry-join", first.as_str()])
+                    .args(["-retry-interval", "1s"]);
             }
             let child = cmd
                 .stdin(Stdio::null())
@@ -70,7 +73,7 @@ impl Serf {
             serf.rpc.push(std::sync::Arc::new(Mutex::new(client)));
             first_bind.get_or_insert(bind);
         }
-        serf.wait_joined(webhooks.len(), Duration::from_secs(60))
+        serf.wait_joined(webhooks.len(), Duration::from_secs(120))
             .await?;
         Ok(serf)
     }

@@ -167,63 +167,61 @@ impl Encoder {
     }
 
     fn cloud_event<'a>(&mut self, m: &'a AppMessage, now: Time) -> CloudEvent<'a> {
-        {
-            match m {
-                AppMessage::Event(e) => self.event(e),
-                AppMessage::Merged {
+        match m {
+            AppMessage::Event(e) => self.event(e),
+            AppMessage::Merged {
+                cache,
+                keys,
+                prefixes,
+                tags,
+                all,
+                ids,
+            } => CloudEvent {
+                specversion: "1.0",
+                id: ids.first().map(|i| i.to_string()).unwrap_or_default(),
+                source: source(self.origin),
+                kind: TYPE_INVALIDATE,
+                time: rfc3339(now),
+                datacontenttype: "application/json",
+                data: Data::Invalidate {
                     cache,
-                    keys,
-                    prefixes,
-                    tags,
-                    all,
-                    ids,
-                } => CloudEvent {
+                    keys: set_strs(keys),
+                    prefixes: set_strs(prefixes),
+                    tags: set_strs(tags),
+                    all: *all,
+                    coalesced: Some(ids.iter().map(|i| i.to_string()).collect()),
+                },
+            },
+            AppMessage::ConfigEvicted { key, version } => {
+                let n = self.evictions.fetch_add(1, Ordering::Relaxed) + 1;
+                CloudEvent {
                     specversion: "1.0",
-                    id: ids.first().map(|i| i.to_string()).unwrap_or_default(),
+                    id: format!("{}-evict-{n}", self.origin),
                     source: source(self.origin),
-                    kind: TYPE_INVALIDATE,
+                    kind: TYPE_CONFIG,
                     time: rfc3339(now),
                     datacontenttype: "application/json",
-                    data: Data::Invalidate {
-                        cache,
-                        keys: set_strs(keys),
-                        prefixes: set_strs(prefixes),
-                        tags: set_strs(tags),
-                        all: *all,
-                        coalesced: Some(ids.iter().map(|i| i.to_string()).collect()),
+                    data: Data::Config {
+                        key,
+                        value: None,
+                        version: version_text(version),
+                        evicted: true,
                     },
-                },
-                AppMessage::ConfigEvicted { key, version } => {
-                    let n = self.evictions.fetch_add(1, Ordering::Relaxed) + 1;
-                    CloudEvent {
-                        specversion: "1.0",
-                        id: format!("{}-evict-{n}", self.origin),
-                        source: source(self.origin),
-                        kind: TYPE_CONFIG,
-                        time: rfc3339(now),
-                        datacontenttype: "application/json",
-                        data: Data::Config {
-                            key,
-                            value: None,
-                            version: version_text(version),
-                            evicted: true,
-                        },
-                    }
                 }
-                AppMessage::Flush { cache, reason } => {
-                    let n = self.flushes.fetch_add(1, Ordering::Relaxed) + 1;
-                    CloudEvent {
-                        specversion: "1.0",
-                        id: format!("{}-flush-{n}", self.origin),
-                        source: source(self.origin),
-                        kind: TYPE_FLUSH,
-                        time: rfc3339(now),
-                        datacontenttype: "application/json",
-                        data: Data::Flush {
-                            cache: cache.as_deref(),
-                            reason: reason.as_str(),
-                        },
-                    }
+            }
+            AppMessage::Flush { cache, reason } => {
+                let n = self.flushes.fetch_add(1, Ordering::Relaxed) + 1;
+                CloudEvent {
+                    specversion: "1.0",
+                    id: format!("{}-flush-{n}", self.origin),
+                    source: source(self.origin),
+                    kind: TYPE_FLUSH,
+                    time: rfc3339(now),
+                    datacontenttype: "application/json",
+                    data: Data::Flush {
+                        cache: cache.as_deref(),
+                        reason: reason.as_str(),
+                    },
                 }
             }
         }

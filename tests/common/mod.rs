@@ -111,9 +111,15 @@ pub fn flushes_beyond_start(r: &Receiver) -> usize {
 }
 
 pub fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-        .unwrap_or(false)
+    find_on_path(program).is_some()
+}
+
+/// Where `program` is on the PATH.
+pub fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|f| f.is_file())
 }
 
 pub fn is_root() -> bool {

@@ -47,13 +47,7 @@ fn unavailable() -> Option<String> {
 
 /// Where a program is on the PATH.
 fn which(program: &str) -> std::path::PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(program))
-                .find(|f| f.is_file())
-        })
-        .unwrap_or_else(|| panic!("{program} is not on the PATH"))
+    crate::common::find_on_path(program).unwrap_or_else(|| panic!("{program} is not on the PATH"))
 }
 
 /// The sidecars, their apps and their network. Fields drop in order: the
