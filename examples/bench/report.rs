@@ -286,26 +286,26 @@ pub fn markdown(r: &Results) -> String {
             let _ = writeln!(s, "{row}");
         }
     }
-    let confirmed: Vec<(usize, &crate::results::ConfirmFigures)> = r
+    let confirmed: Vec<(&str, usize, &crate::results::ConfirmFigures)> = r
         .systems
         .iter()
-        .flat_map(|x| x.runs.iter())
-        .filter_map(|run| run.confirm.as_ref().map(|c| (run.nodes, c)))
+        .flat_map(|x| x.runs.iter().map(move |run| (x.system.as_str(), run)))
+        .filter_map(|(sys, run)| run.confirm.as_ref().map(|c| (sys, run.nodes, c)))
         .collect();
     if !confirmed.is_empty() {
         let _ = writeln!(
             s,
-            "\n## Confirmation (hearsay, webhook, `?wait=5s`)\n\nThe same workload with each publish waiting until every other replica's app acknowledged it; both times from the publish call.\n"
+            "\n## Confirmation (hearsay, `?wait=5s`)\n\nThe same workload with each publish waiting until every other replica confirmed it (webhook: its app answered 2xx; streams: its sidecar wrote it to the app's stream); both times from the publish call.\n"
         );
         let _ = writeln!(
             s,
-            "| N | events | unconfirmed | confirmed p50 (ms) | p99 (ms) | time-to-all p50 (ms) | p99 (ms) | lost |"
+            "| system | N | events | unconfirmed | confirmed p50 (ms) | p99 (ms) | time-to-all p50 (ms) | p99 (ms) | lost |"
         );
-        let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for (n, c) in confirmed {
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for (sys, n, c) in confirmed {
             let _ = writeln!(
                 s,
-                "| {n} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {sys} | {n} | {} | {} | {} | {} | {} | {} | {} |",
                 c.events,
                 c.unconfirmed,
                 ms(c.confirm_p50_ms),

@@ -552,6 +552,9 @@ async fn exercise_with<S: UnderTest>(
                 step.why_not.as_deref().unwrap_or("passed")
             );
             let passed = step.passed;
+            // No plot draws a ramp step's samples (tens of thousands each),
+            // so results.json does not keep them.
+            step.latency.time_to_all = Vec::new();
             // Under load means at the highest rate that passed (a step
             // that failed may have queued without bound upstream).
             if passed || sr.rss_peak_kib == 0 {

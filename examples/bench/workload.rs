@@ -180,7 +180,10 @@ pub fn measure(published: &Published, got: &[Vec<Arrival>]) -> Latency {
     let mut per = Vec::new();
     let mut from_issue = Vec::new();
     for p in pubs {
-        let mut last = Some(p.accepted);
+        // The last arrival, not floored at the acceptance: a publish that
+        // waits for confirmation is accepted after every app had it.
+        let mut last: Option<Instant> = None;
+        let mut all = true;
         for (i, m) in first.iter().enumerate() {
             if i == p.origin {
                 continue;
@@ -190,15 +193,16 @@ pub fn measure(published: &Published, got: &[Vec<Arrival>]) -> Latency {
                     l.delivered += 1;
                     l.duplicated += copies - 1;
                     per.push(ms(at.saturating_duration_since(p.accepted)));
-                    last = last.map(|x| x.max(*at));
+                    last = Some(last.map_or(*at, |x| x.max(*at)));
                 }
                 None => {
                     l.lost += 1;
-                    last = None;
+                    all = false;
                 }
             }
         }
-        if let Some(last) = last {
+        if all {
+            let last = last.unwrap_or(p.accepted);
             l.time_to_all
                 .push(ms(last.saturating_duration_since(p.accepted)));
             from_issue.push(ms(last.saturating_duration_since(p.issued)));
