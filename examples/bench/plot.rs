@@ -30,6 +30,22 @@ fn decades(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     10f64.powf(lo.log10().floor())..10f64.powf(hi.log10().ceil().max(lo.log10().floor() + 1.0))
 }
 
+/// Draws the legend at `at` and writes the file.
+fn finish<'a, CT: plotters::coord::CoordTranslate>(
+    root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    at: SeriesLabelPosition,
+) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
 fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("cannot draw the plot: {e}")
 }
@@ -78,15 +94,7 @@ pub fn latency_cdf(r: &Results, n: usize, path: &Path) -> anyhow::Result<()> {
             .label(system)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+    finish(&root, &mut chart, SeriesLabelPosition::LowerRight)
 }
 
 pub fn time_to_all_vs_n(r: &Results, path: &Path) -> anyhow::Result<()> {
@@ -165,15 +173,7 @@ pub fn time_to_all_vs_n(r: &Results, path: &Path) -> anyhow::Result<()> {
             )
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+    finish(&root, &mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 /// An axis label: `0.5`, `3`, `10000`, never `10000.0`.
@@ -273,13 +273,5 @@ pub fn cpu_per_event(r: &Results, path: &Path) -> anyhow::Result<()> {
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], c.filled()));
         chart.draw_series(stacked).map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+    finish(&root, &mut chart, SeriesLabelPosition::UpperLeft)
 }

@@ -5,6 +5,18 @@ use std::fmt::Write;
 use crate::results::Latency;
 use crate::results::{Results, SystemResults};
 
+/// What `figures` finds in each run, with its system and N.
+fn per_run<'a, T>(
+    r: &'a Results,
+    figures: impl Fn(&'a crate::results::RunResult) -> Option<&'a T>,
+) -> Vec<(&'a str, usize, &'a T)> {
+    r.systems
+        .iter()
+        .flat_map(|x| x.runs.iter().map(move |run| (x.system.as_str(), run)))
+        .filter_map(|(sys, run)| figures(run).map(|f| (sys, run.nodes, f)))
+        .collect()
+}
+
 fn ms(x: f64) -> String {
     if x.is_nan() {
         "—".into()
@@ -256,12 +268,7 @@ pub fn markdown(r: &Results) -> String {
             );
         }
     }
-    let cpu: Vec<(&str, usize, &crate::results::CpuFigures)> = r
-        .systems
-        .iter()
-        .flat_map(|x| x.runs.iter().map(move |run| (x.system.as_str(), run)))
-        .filter_map(|(sys, run)| run.cpu.as_ref().map(|c| (sys, run.nodes, c)))
-        .collect();
+    let cpu = per_run(r, |run| run.cpu.as_ref());
     if let Some((_, _, first)) = cpu.first() {
         let rates: Vec<f64> = first.steps.iter().map(|s| s.rate).collect();
         let _ = writeln!(
@@ -286,12 +293,7 @@ pub fn markdown(r: &Results) -> String {
             let _ = writeln!(s, "{row}");
         }
     }
-    let confirmed: Vec<(&str, usize, &crate::results::ConfirmFigures)> = r
-        .systems
-        .iter()
-        .flat_map(|x| x.runs.iter().map(move |run| (x.system.as_str(), run)))
-        .filter_map(|(sys, run)| run.confirm.as_ref().map(|c| (sys, run.nodes, c)))
-        .collect();
+    let confirmed = per_run(r, |run| run.confirm.as_ref());
     if !confirmed.is_empty() {
         let _ = writeln!(
             s,

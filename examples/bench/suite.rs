@@ -486,7 +486,8 @@ async fn exercise_with<S: UnderTest>(
     )
     .await;
     let latency = workload::measure(&published, &got);
-    // Let the sidecars' metrics catch up (they sync every 250 ms).
+    // Let the work after the last arrivals (the apps' answers, the
+    // sidecars' acknowledgements) finish inside the CPU window.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let cpu = cpu_of(&pids) - cpu_before;
     let app_cpu = cpu_of(&app_pids) - app_cpu_before;
